@@ -1,0 +1,1 @@
+"""Fused GPU kernels (Triton) with PyTorch reference paths; installed as ``tokzoo.kernels``."""

@@ -1,0 +1,1 @@
+"""Metrics: pure functions shared by training, eval and the benchmark programs."""

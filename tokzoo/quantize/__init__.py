@@ -1,0 +1,1 @@
+"""Quantizers: one interface for VQ, RVQ, FSQ and LFQ."""

@@ -1,0 +1,1 @@
+"""Text tokenizers: byte-level BPE, SuperBPE and SentencePiece unigram."""
