@@ -1,0 +1,196 @@
+"""SuperBPE (Liu et al. 2025, "SuperBPE: Space Travel for Language Models").
+
+A two-stage curriculum. Stage 1 is ordinary byte-level BPE with whitespace-aware
+pretokenization, run until the transition point ``t`` (the vocabulary size at which
+stage 2 starts). Stage 2 resumes from those merges with a pretokenization that only
+isolates digit groups, runs of 2+ punctuation and spaces before a space, so a pretoken is
+a whole phrase and new merges can bridge whitespace into *superwords* ("by the way").
+Stage-2 merges never cross a newline, never contain ": " and never hold more than
+``max_words`` words.
+
+How stage 2 resumes with the stock Rust trainer (which cannot start from given merges):
+
+1. Each stage-1 token id ``i`` becomes one private-use character ``chr(0xF0000 + i)``.
+2. The corpus is cut into stage-2 pretokens, line by line and after every ": ", and
+   each pretoken is encoded with the stage-1 merges (exactly as the final tokenizer will
+   encode it before any stage-2 merge applies) and written as its token characters.
+3. The stock BPE trainer learns merges over those characters; each learned merge maps
+   back to a pair of byte strings, appended after the stage-1 merges.
+
+Because the trainer only ever sees stage-2 pretokens that stop at newlines and after ": ",
+no learned merge crosses those boundaries. The word limit cannot be told to the trainer;
+instead merges whose token holds too many words are dropped, which is consistent because
+any later merge built on a dropped token holds at least as many words and is dropped too.
+The trainer is asked for a margin of extra merges so the vocabulary still fills up.
+
+Choosing ``t``: a smaller ``t`` leaves more of the vocabulary to superwords and compresses
+more (the paper's best bytes/token at 200k came from t = 80k); a larger ``t`` keeps more
+subwords and in the paper trained better language models (t = 180k of 200k). The default,
+3/4 of the vocabulary, sits between the two.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+from tokenizers import Regex
+from tokenizers import Tokenizer as RustTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from ..config import check
+from ..registry import register
+from .base import TextConfig, TextTokenizer, check_pretokenizer
+from .bpe import train_bpe
+from .pretokenize import PRESETS, SUPERBPE_STAGE2, byte_level, unicode_to_bytes
+
+#: Stage-1 token i is written as chr(PUA_BASE + i) for the stage-2 trainer (planes 15-16).
+PUA_BASE = 0xF0000
+MAX_TRANSITION = 0x110000 - PUA_BASE
+DEFAULT_TRANSITION_SHARE = 0.75
+_SEPARATOR = ord(" ")
+
+
+@dataclass
+class SuperBPEConfig(TextConfig):
+    #: Transition point t: the vocabulary size at which stage 2 starts (None: 3/4 of vocab_size).
+    transition: int | None = None
+    #: Stage-1 regex preset (stage 2 always uses the SuperBPE stage-2 pattern).
+    pretokenizer: str = "o200k-nocontractions"
+    #: Longest superword, in whitespace-separated words.
+    max_words: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_pretokenizer(self.pretokenizer)
+        check(self.max_words >= 1, "max_words", "must be >= 1")
+        t = self.transition_point
+        check(256 + len(self.special_tokens) < t < self.vocab_size, "transition",
+              f"must lie between the byte alphabet ({256 + len(self.special_tokens)}) and "
+              f"vocab_size ({self.vocab_size}), got {t}")
+        check(t <= MAX_TRANSITION, "transition", f"must be <= {MAX_TRANSITION}, got {t}")
+
+    @property
+    def transition_point(self) -> int:
+        if self.transition is not None:
+            return self.transition
+        return round(DEFAULT_TRANSITION_SHARE * self.vocab_size)
+
+
+def _stage2_pretokenizer() -> pre_tokenizers.PreTokenizer:
+    """Stage-2 pretokens as the trainer must see them: per line, and cut after ": "."""
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split("\n", behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(":(?= )"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(SUPERBPE_STAGE2), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+
+
+def _stage2_corpus(stage1: RustTokenizer, documents: Iterator[str], batch: int = 64):
+    """Encode documents with stage-1 merges into private-use strings, one word per pretoken.
+
+    Returns the strings (words separated by spaces) and a mask of the stage-1 ids seen.
+    """
+    enc_tk = RustTokenizer.from_str(stage1.to_str())
+    enc_tk.pre_tokenizer = _stage2_pretokenizer()
+    present = np.zeros(stage1.get_vocab_size(), dtype=bool)
+    corpus: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        for enc in enc_tk.encode_batch(pending, add_special_tokens=False):  # _fast drops word ids
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if not ids.size:
+                continue
+            words = np.asarray(enc.word_ids, dtype=np.float64)  # special tokens: None -> nan
+            special = np.isnan(words)
+            present[ids[~special]] = True
+            points = np.where(special, _SEPARATOR, PUA_BASE + ids)
+            cuts = np.flatnonzero(words[1:] != words[:-1]) + 1
+            points = np.insert(points, cuts, _SEPARATOR)
+            corpus.append(points.astype("<u4").tobytes().decode("utf-32-le"))
+        pending.clear()
+
+    for doc in documents:
+        pending.append(doc)
+        if len(pending) >= batch:
+            flush()
+    flush()
+    return corpus, present
+
+
+def _learn_stage2(corpus: list[str], alphabet: int, merges: int, min_frequency: int,
+                  progress: bool) -> list[tuple[str, str]]:
+    """Up to ``merges`` merges over private-use characters, from the stock BPE trainer."""
+    tk = RustTokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.BpeTrainer(vocab_size=alphabet + merges, min_frequency=min_frequency,
+                                  show_progress=progress, special_tokens=[])
+    tk.train_from_iterator(corpus, trainer)
+    learned = json.loads(tk.to_str())["model"]["merges"]
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned]
+
+
+def _word_count(token: str, byte_of: dict[str, int]) -> int:
+    return len(bytes(byte_of[c] for c in token).decode("utf-8", errors="replace").split())
+
+
+@register("superbpe")
+class SuperBPE(TextTokenizer):
+    """SuperBPE: byte-level BPE whose last merges learn superwords across whitespace."""
+
+    Config = SuperBPEConfig
+    pattern = SUPERBPE_STAGE2
+
+    def _train(self, documents: Callable[[], Iterator[str]], progress: bool):
+        c = self.config
+        t = c.transition_point
+        stage1 = train_bpe(documents(), vocab_size=t, pattern=PRESETS[c.pretokenizer],
+                           special_tokens=c.special_tokens, min_frequency=c.min_frequency,
+                           progress=progress)
+        model = json.loads(stage1.to_str())["model"]
+        vocab: dict[str, int] = dict(model["vocab"])
+        stage1_merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        token_of = {i: s for s, i in vocab.items()}
+
+        corpus, present = _stage2_corpus(stage1, documents())
+        wanted = c.vocab_size - len(vocab)
+        byte_of = unicode_to_bytes()
+        request = wanted + max(64, wanted // 10)
+        while True:
+            learned = _learn_stage2(corpus, int(present.sum()), request, c.min_frequency, progress)
+            final_vocab = dict(vocab)
+            merges = list(stage1_merges)
+            seen = set(merges)
+            too_long = collisions = 0
+            for a, b in learned:
+                left = "".join(token_of[ord(ch) - PUA_BASE] for ch in a)
+                right = "".join(token_of[ord(ch) - PUA_BASE] for ch in b)
+                token = left + right
+                if _word_count(token, byte_of) > c.max_words:
+                    too_long += 1
+                    continue
+                if (left, right) in seen or left not in final_vocab or right not in final_vocab:
+                    continue
+                seen.add((left, right))
+                merges.append((left, right))
+                if token in final_vocab:
+                    collisions += 1  # the same bytes reached by another split: no new id
+                    continue
+                final_vocab[token] = len(final_vocab)
+                if len(final_vocab) == c.vocab_size:
+                    break
+            exhausted = len(learned) < request  # the trainer ran out of pairs to merge
+            if len(final_vocab) == c.vocab_size or exhausted:
+                break
+            request = request * 3 // 2 + (c.vocab_size - len(final_vocab))
+
+        tk = RustTokenizer(models.BPE(vocab=final_vocab, merges=merges))
+        tk.pre_tokenizer = byte_level(SUPERBPE_STAGE2)
+        tk.decoder = decoders.ByteLevel()
+        tk.add_special_tokens(list(c.special_tokens))
+        notes = {"transition": t, "stage1_vocab": len(vocab), "stage2_tokens": len(final_vocab) - len(vocab),
+                 "stage2_dropped_too_many_words": too_long, "stage2_merges_onto_existing_tokens": collisions}
+        return tk, notes
