@@ -1,2 +1,2 @@
 """Text tokenizers: byte-level BPE, SuperBPE and SentencePiece unigram."""
-from . import bpe, superbpe  # noqa: F401  (registers the families)
+from . import bpe, superbpe, unigram  # noqa: F401  (registers the families)

@@ -35,8 +35,6 @@ class TextConfig:
     special_tokens: list[str] = field(default_factory=lambda: ["<|endoftext|>"])
     #: Stop reading training data after about this many bytes (None: read everything).
     max_bytes: int | None = None
-    #: Pairs seen fewer times than this are never merged.
-    min_frequency: int = 2
 
     def __post_init__(self) -> None:
         check(self.vocab_size >= 256 + len(self.special_tokens) + 1, "vocab_size",
@@ -45,7 +43,6 @@ class TextConfig:
               "must not repeat")
         check(all(self.special_tokens), "special_tokens", "must not contain empty strings")
         check(self.max_bytes is None or self.max_bytes > 0, "max_bytes", "must be positive")
-        check(self.min_frequency >= 0, "min_frequency", "must be >= 0")
 
 
 def check_pretokenizer(value: str, key: str = "pretokenizer") -> None:

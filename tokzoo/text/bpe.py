@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 from tokenizers import Tokenizer as RustTokenizer
 from tokenizers import decoders, models, trainers
 
+from ..config import check
 from ..registry import register
 from .base import TextConfig, TextTokenizer, check_pretokenizer
 from .pretokenize import PRESETS, byte_alphabet, byte_level
@@ -23,10 +24,13 @@ from .pretokenize import PRESETS, byte_alphabet, byte_level
 class BPEConfig(TextConfig):
     #: Regex preset: gpt2, llama3, o200k, o200k-nocontractions.
     pretokenizer: str = "o200k-nocontractions"
+    #: Pairs seen fewer times than this are never merged.
+    min_frequency: int = 2
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_pretokenizer(self.pretokenizer)
+        check(self.min_frequency >= 0, "min_frequency", "must be >= 0")
 
 
 def train_bpe(documents: Iterator[str], *, vocab_size: int, pattern: str, special_tokens: list[str],

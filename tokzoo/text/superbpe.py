@@ -41,8 +41,8 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from ..config import check
 from ..registry import register
-from .base import TextConfig, TextTokenizer, check_pretokenizer
-from .bpe import train_bpe
+from .base import TextTokenizer
+from .bpe import BPEConfig, train_bpe
 from .pretokenize import PRESETS, SUPERBPE_STAGE2, byte_level, unicode_to_bytes
 
 #: Stage-1 token i is written as chr(PUA_BASE + i) for the stage-2 trainer (planes 15-16).
@@ -53,17 +53,16 @@ _SEPARATOR = ord(" ")
 
 
 @dataclass
-class SuperBPEConfig(TextConfig):
+class SuperBPEConfig(BPEConfig):
+    """BPE's keys (``pretokenizer`` is the stage-1 preset) plus the stage-2 ones."""
+
     #: Transition point t: the vocabulary size at which stage 2 starts (None: 3/4 of vocab_size).
     transition: int | None = None
-    #: Stage-1 regex preset (stage 2 always uses the SuperBPE stage-2 pattern).
-    pretokenizer: str = "o200k-nocontractions"
     #: Longest superword, in whitespace-separated words.
     max_words: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_pretokenizer(self.pretokenizer)
         check(self.max_words >= 1, "max_words", "must be >= 1")
         t = self.transition_point
         check(256 + len(self.special_tokens) < t < self.vocab_size, "transition",
