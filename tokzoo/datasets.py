@@ -14,14 +14,24 @@ Unreadable files (binary, not UTF-8, corrupt JSON lines) are skipped and counted
 from __future__ import annotations
 
 import ast
+import codecs
+import collections
 import gzip
 import io
 import json
+import os
+import shutil
+import struct
+import subprocess
 import sysconfig
+import tempfile
 import zlib
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".py", ".jsonl", ".parquet", ".text", ".gz")
 #: Big files are yielded in pieces of about this many characters (split at line ends).
@@ -218,3 +228,299 @@ def take_bytes(docs: Iterable[str], max_bytes: int | None) -> Iterator[str]:
             return
         total += len(doc.encode("utf-8"))
         yield doc
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark-set builders. They unpack Debian packages or read files already on the
+# machine, write plain .txt files into a cache folder and return that folder; nothing
+# downloads at training or eval time.
+
+def cache_root(path: str | Path | None = None) -> Path:
+    """Where built benchmark sets live: ``path``, else ``$TOKZOO_CACHE``, else
+    ``~/.cache/tokzoo/datasets``."""
+    return Path(path or os.environ.get("TOKZOO_CACHE") or "~/.cache/tokzoo/datasets").expanduser()
+
+
+def _build_once(final: Path, build: Callable[[Path], dict]) -> Path:
+    """Run ``build(tmp)`` into a temp folder, write its meta.json, then rename it to
+    ``final``: an interrupted build leaves nothing that looks finished, a finished one
+    is never redone."""
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        meta = build(tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process finished first
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _apt_unpack(package: str, dest: Path) -> Path:
+    """``apt-get download`` one package (no root, no install) and ``dpkg -x`` it."""
+    missing = [tool for tool in ("apt-get", "dpkg") if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"building this set needs {' and '.join(missing)} (Debian/Ubuntu) "
+                           f"to fetch the package {package}; use your own --data files instead")
+    debs = dest / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    root = dest / package
+    for cmd in (["apt-get", "download", package], None):
+        if cmd is None:
+            found = sorted(debs.glob(f"{package}_*.deb"))
+            if not found:
+                raise RuntimeError(f"apt-get download {package} produced no .deb")
+            cmd = ["dpkg", "-x", str(found[-1]), str(root)]
+        done = subprocess.run(cmd, cwd=debs, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(f"{' '.join(cmd[:2])} {package} failed: {tail[0]}")
+    return root
+
+
+class _SphinxText(HTMLParser):
+    """Plain text of a Sphinx page's main body: navigation, scripts, styles and the
+    pilcrow permalinks are dropped; ``<pre>`` keeps its layout, other text is reflowed."""
+
+    BLOCKS = {"p", "div", "section", "pre", "li", "dt", "dd", "tr", "table", "blockquote",
+              "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "br", "hr", "figcaption"}
+    VOID = {"br", "hr", "img", "input", "meta", "link", "wbr", "col", "area", "source"}
+    SKIP = {"script", "style", "nav"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.main_divs = 0  # open <div>s from the role="main" one inwards; 0: outside
+        self.skipping = 0   # open elements inside a dropped one
+        self.in_pre = False
+        self.line: list[str] = []
+        self.blocks: list[str] = []
+
+    def _flush(self) -> None:
+        text = "".join(self.line)
+        text = text.rstrip() if self.in_pre else " ".join(text.split())
+        if text.strip():
+            self.blocks.append(text)
+        self.line = []
+
+    def handle_starttag(self, tag, attrs):
+        if not self.main_divs:
+            self.main_divs = int(tag == "div" and ("role", "main") in attrs)
+        elif tag in self.VOID:
+            self.handle_startendtag(tag, attrs)
+        elif self.skipping or tag in self.SKIP or "headerlink" in (dict(attrs).get("class") or ""):
+            self.skipping += 1
+        else:
+            self.main_divs += tag == "div"
+            if tag in self.BLOCKS:
+                self._flush()
+                self.in_pre = tag == "pre"
+
+    def handle_endtag(self, tag):
+        if not self.main_divs or tag in self.VOID:
+            return
+        if self.skipping:
+            self.skipping -= 1
+            return
+        if tag in self.BLOCKS:
+            self._flush()
+            self.in_pre = False
+        self.main_divs -= tag == "div"
+
+    def handle_startendtag(self, tag, attrs):
+        if self.main_divs and not self.skipping and tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data):
+        if self.main_divs and not self.skipping:
+            self.line.append(data)
+
+    @classmethod
+    def text(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        parser.close()
+        parser._flush()
+        return "\n\n".join(parser.blocks) + "\n" if parser.blocks else ""
+
+
+def _python_doc_pages(root: Path) -> Iterator[tuple[str, str]]:
+    """(key, text) per page of the python3.11-doc HTML manual, minus index/TOC pages."""
+    html = root / "usr/share/doc/python3.11/html"
+    skip = ("genindex", "py-modindex", "search", "contents", "download")
+    for path in sorted(html.rglob("*.html")):
+        rel = path.relative_to(html).as_posix()
+        if rel.startswith("_") or path.stem.startswith(skip):
+            continue
+        text = _SphinxText.text(path.read_text(encoding="utf-8"))
+        if text:
+            yield "python-doc/" + rel[: -len(".html")], text
+
+
+def _kjv_chapters(bible_root: Path, text_root: Path) -> Iterator[tuple[str, str]]:
+    """(key, text) per chapter of the King James Bible, one verse per line.
+
+    bible-kjv-text stores the text compressed; the ``bible`` program from bible-kjv is
+    the only reader, so it is run once to dump every verse (``-f``: one per line)."""
+    done = subprocess.run([str(bible_root / "usr/bin/bible"), "-f", "-p", str(text_root / "usr/lib"),
+                           "Gen1:1-Rev22:21"], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, check=True)
+    chapters: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        ref, _, verse = line.partition(" ")
+        book_chapter = ref.rsplit(":", 1)[0]  # "1Sm12:3" -> "1Sm12"
+        chapters.setdefault(book_chapter, []).append(verse)
+    if len(chapters) < 1000:  # 1189 chapters in the KJV
+        raise RuntimeError(f"bible dumped only {len(chapters)} chapters; is bible-kjv-text intact?")
+    for name, verses in chapters.items():
+        yield "kjv/" + name, "\n".join(verses) + "\n"
+
+
+def build_text_bench(cache_dir: str | Path | None = None) -> Path:
+    """English prose for tokenizer benchmarks: the Python 3.11 manual (HTML -> text, one
+    document per page) and the King James Bible (one document per chapter), from Debian.
+
+    Writes ``text-bench/train/*.txt`` and ``text-bench/heldout/*.txt``, split by
+    document (about 10% held out, deterministic), and returns the ``text-bench`` folder.
+    Two registers of English (technical, archaic) keep one domain from flattering a
+    tokenizer trained on the other.
+    """
+    def build(tmp: Path) -> dict:
+        work = tmp / ".work"
+        doc = _apt_unpack("python3.11-doc", work)
+        bible, bible_text = _apt_unpack("bible-kjv", work), _apt_unpack("bible-kjv-text", work)
+        meta: dict = {"sources": ["python3.11-doc", "bible-kjv", "bible-kjv-text"]}
+        for source, docs in (("python-doc", _python_doc_pages(doc)),
+                             ("kjv", _kjv_chapters(bible, bible_text))):
+            for key, text in docs:
+                split = "heldout" if _heldout(key) else "train"
+                out = tmp / split / (key.replace("/", "-") + ".txt")
+                out.parent.mkdir(exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+                entry = meta.setdefault(f"{source}/{split}", {"documents": 0, "bytes": 0})
+                entry["documents"] += 1
+                entry["bytes"] += len(text.encode("utf-8"))
+        shutil.rmtree(work)
+        return meta
+
+    return _build_once(cache_root(cache_dir) / "text-bench", build)
+
+
+def _read_mo(path: Path) -> tuple[list[bytes], list[bytes], str]:
+    """The raw msgids, msgstrs and charset of one compiled gettext catalogue (GNU .mo).
+
+    Left undecoded: most of the 1.8M entries on a desktop install are dropped before
+    decoding (translated in too few languages), and old catalogues are not all UTF-8.
+    """
+    data = path.read_bytes()
+    order = {b"\xde\x12\x04\x95": "<", b"\x95\x04\x12\xde": ">"}.get(data[:4])
+    if order is None:
+        raise ValueError("not a .mo file")
+    count, orig_at, trans_at = struct.unpack(order + "3I", data[8:20])
+
+    def table(at: int) -> list[bytes]:  # (length, offset) pairs -> the strings
+        pairs = np.frombuffer(data, dtype=order + "u4", count=2 * count, offset=at).reshape(-1, 2)
+        return [data[o: o + n] for n, o in pairs.tolist()]
+
+    msgids, msgstrs = table(orig_at), table(trans_at)
+    charset = "utf-8"
+    if msgids and msgids[0] == b"":  # the header entry sorts first
+        for line in msgstrs[0].decode("ascii", "replace").splitlines():
+            if line.lower().startswith("content-type:") and "charset=" in line:
+                charset = line.split("charset=", 1)[1].strip() or charset
+    codecs.lookup("utf-8" if charset.upper() == "CHARSET" else charset)  # LookupError if unknown
+    return msgids, msgstrs, "utf-8" if charset.upper() == "CHARSET" else charset
+
+
+def _one_line(message: str) -> str:
+    """A message on one line: every line break (anything ``str.splitlines`` splits on)
+    and the indentation around it become one space, so line i matches across files."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+def build_parallel_text(cache_dir: str | Path | None = None, min_languages: int = 40,
+                        locale_dir: str | Path = "/usr/share/locale") -> Path:
+    """The same messages in many languages, from the gettext catalogues on this machine
+    (coreutils, bash, glib, iso-codes, ...), for per-language parity (token premium).
+
+    Writes ``parallel/<lang>.txt``: line i of every file is the same message; ``en.txt``
+    holds the msgids themselves. A translation identical to the English counts as
+    missing (translators often copy untranslated strings). Only messages translated in
+    every kept language are written. Choosing the languages that share the most messages
+    is a maximum-biclique problem; a greedy elimination picks ``min_languages`` of them
+    (any other language that covers the same messages is kept too).
+    """
+    def build(tmp: Path) -> dict:
+        raw: dict[str, list[tuple[list[bytes], list[bytes], str]]] = {}
+        unreadable = []
+        for mo in sorted(Path(locale_dir).glob("*/LC_MESSAGES/*.mo")):
+            lang = mo.parent.parent.name
+            if mo.is_symlink() or lang == "en" or lang.startswith(("en_", "en@")):
+                continue  # iso-codes links its catalogues under several names
+            try:
+                raw.setdefault(lang, []).append(_read_mo(mo))
+            except (ValueError, struct.error, LookupError):
+                unreadable.append(str(mo))
+        # A message can only be kept if at least min_languages translate it: decode those.
+        n_langs = collections.Counter(k for cats in raw.values() for k in set().union(*(c[0] for c in cats)))
+        common = {k for k, n in n_langs.items() if n >= min_languages and k and b"\x00" not in k}
+        catalogs: dict[str, dict[str, str]] = {}
+        for lang, cats in raw.items():
+            catalog = catalogs.setdefault(lang, {})
+            for msgids, msgstrs, charset in cats:
+                for msgid, msgstr in zip(msgids, msgstrs):
+                    if msgid not in common or not msgstr:
+                        continue
+                    try:
+                        text = _one_line(msgstr.decode(charset))
+                        english = _one_line(msgid.split(b"\x04")[-1].decode("utf-8"))
+                    except UnicodeDecodeError:
+                        continue
+                    if text and text != english and any(c.isalpha() for c in english):
+                        catalog.setdefault(english, text)  # first domain (sorted) wins
+        langs = sorted(catalogs)
+        if len(langs) < min_languages:
+            raise RuntimeError(f"only {len(langs)} languages have gettext catalogues under "
+                               f"{locale_dir}; need {min_languages}")
+        messages = sorted(set().union(*(catalogs[lang] for lang in langs)))
+        row = {m: i for i, m in enumerate(messages)}
+        have = np.zeros((len(messages), len(langs)), dtype=bool)
+        for j, lang in enumerate(langs):
+            have[[row[m] for m in catalogs[lang]], j] = True
+        # Drop languages one at a time until min_languages are left. A message is still
+        # reachable if it misses no more languages than are left to drop; drop the
+        # language missing from the most reachable messages.
+        keep = np.ones(len(langs), dtype=bool)
+        while keep.sum() > min_languages:
+            missing = ~have[:, keep]
+            reachable = missing.sum(axis=1) <= keep.sum() - min_languages
+            keep[np.flatnonzero(keep)[int(np.argmax(missing[reachable].sum(axis=0)))]] = False
+        complete = have[:, keep].all(axis=1)
+        keep |= have[complete].all(axis=0)  # languages that happen to cover them all too
+        rows = np.flatnonzero(have[:, keep].all(axis=1))
+        chosen = [lang for lang, k in zip(langs, keep) if k]
+        lines = [messages[i] for i in rows]
+        if not lines:
+            raise RuntimeError(f"no message is translated in {min_languages} languages under {locale_dir}")
+        (tmp / "en.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for lang in chosen:
+            (tmp / f"{lang}.txt").write_text("\n".join(catalogs[lang][m] for m in lines) + "\n",
+                                             encoding="utf-8")
+        return {"source": str(locale_dir), "languages": ["en"] + chosen, "messages": len(lines),
+                "candidate_languages": len(langs), "unreadable_catalogues": unreadable}
+
+    return _build_once(cache_root(cache_dir) / "parallel", build)
+
+
+if __name__ == "__main__":
+    import sys
+
+    builders = {"text-bench": build_text_bench, "parallel": build_parallel_text}
+    if len(sys.argv) != 2 or sys.argv[1] not in builders:
+        sys.exit(f"usage: python -m tokzoo.datasets {'|'.join(builders)}")
+    print(builders[sys.argv[1]]())

@@ -35,6 +35,9 @@ def save(tok, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is an ordinary folder
     try:
         config = {"tokenizer": tok.name, "tokzoo_version": __version__, "training": tok.training,
                   **to_dict(tok.config)}
@@ -79,8 +82,8 @@ def resolve_dir(path_or_repo_id: str | Path, revision: str | None = None) -> Pat
         return Path(snapshot_download(repo_id=text, revision=revision))
     except LocalEntryNotFoundError:
         raise FileNotFoundError(
-            f"Hub repo {text!r} is not in the local Hugging Face cache and the Hub cannot be reached"
-        ) from None
+            f"no local directory {text!r}, and no Hub repo {text!r} in the local Hugging Face cache "
+            "(the Hub cannot be reached)") from None
     except HfHubHTTPError as err:
         raise FileNotFoundError(f"Hub repo {text!r}: {err}") from None
 

@@ -154,16 +154,27 @@ class TextTokenizer(Tokenizer):
         }
 
     def measure(self, texts: Sequence[str]) -> dict[str, float]:
-        """Compression and vocabulary metrics of this tokenizer on ``texts``."""
+        """Compression and vocabulary metrics on ``texts``, and the encode speed in MB/s."""
         from ..metrics.text import compression, renyi_efficiency, token_counts, vocab_utilization
 
+        texts = list(texts)
+        start = time.perf_counter()
         ids = self.encode_batch(texts)
+        seconds = time.perf_counter() - start
         out = compression(texts, ids, self.token_bytes())
+        out["encode_mb_s"] = out["bytes"] / 1e6 / seconds if seconds > 0 else float("nan")
         counts = token_counts(ids, self.vocab_size)
         out["renyi_efficiency"] = renyi_efficiency(counts, self.vocab_size)
         out.update(vocab_utilization(counts, self.vocab_size))
         out["vocab_size"] = self.vocab_size
         return out
+
+    def premium(self, parallel: dict[str, Sequence[str]], reference: str = "en") -> dict[str, float]:
+        """Token premium per language: tokens for the same sentences over the reference's."""
+        from ..metrics.text import token_premium
+
+        counts = {lang: sum(map(len, self.encode_batch(lines))) for lang, lines in parallel.items()}
+        return token_premium(counts, reference=reference)
 
     # -- persistence ---------------------------------------------------------------------
     def _save_artifacts(self, directory: Path) -> None:
