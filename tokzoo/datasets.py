@@ -116,9 +116,16 @@ def _parse_sample(spec: str) -> tuple[str, str]:
 
 
 def _files_under(path: Path) -> list[Path]:
+    """``path`` itself, or every file under it, minus hidden files and hidden folders
+    (a dataset folder that is a git checkout must not yield ``.git/``'s contents)."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(p for p in path.rglob("*") if p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(path).parts))
     return [path]
+
+
+#: What a truncated or corrupt file (plain or .gz) raises while being read.
+_UNREADABLE = (OSError, EOFError, zlib.error)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -132,19 +139,24 @@ def _inner_suffix(path: Path) -> str:
 
 def _read_jsonl(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
     bad = 0
-    with _open_text(path) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)[text_field]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                bad += 1
-                continue
-            if isinstance(value, str):
-                yield value
-            else:
-                bad += 1
+    try:
+        with _open_text(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)[text_field]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    bad += 1
+                    continue
+                if isinstance(value, str):
+                    yield value
+                else:
+                    bad += 1
+    except UnicodeDecodeError:
+        stats.skip(path, "not UTF-8 text")
+    except _UNREADABLE as err:
+        stats.skip(path, f"unreadable: {err}")
     if bad:
         stats.skip(path, f"{bad} line(s) without a string '{text_field}' field")
 
@@ -185,7 +197,7 @@ def _read_plain(path: Path, stats: ReadStats) -> Iterator[str]:
                     buf = ""
     except UnicodeDecodeError:
         stats.skip(path, "not UTF-8 text")
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except _UNREADABLE as err:
         stats.skip(path, f"unreadable: {err}")
 
 
