@@ -208,7 +208,9 @@ class TextTokenizer(Tokenizer):
         """``(mergeable_ranks, special_tokens, pattern)`` for ``tiktoken.Encoding``.
 
         Ranks are the token ids: merged tokens get ids in merge order, so id order is
-        merge priority, which is what tiktoken's byte-pair loop needs.
+        merge priority, which is what tiktoken's byte-pair loop needs. tiktoken keeps only
+        the regex matches while ``Split(isolated)`` also keeps the text between them, so
+        the pattern gains a last alternative that matches such gaps.
         """
         if self.pattern is None:
             raise ValueError(f"{self.name} is not a byte-level BPE tokenizer; tiktoken cannot load it")
@@ -216,7 +218,8 @@ class TextTokenizer(Tokenizer):
         special_ids = set(specials.values())
         table = self.token_bytes()
         ranks = {table[i]: i for i in range(len(table)) if i not in special_ids}
-        return ranks, specials, self.pattern
+        gaps = rf"(?:(?!{self.pattern})[\s\S])+"
+        return ranks, specials, f"{self.pattern}|{gaps}"
 
     def to_tiktoken(self, name: str | None = None):
         """A ``tiktoken.Encoding`` with the same ids (needs the tiktoken package)."""
