@@ -138,23 +138,23 @@ def _inner_suffix(path: Path) -> str:
 
 
 def _read_jsonl(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
+    """One document per line; a bad line (not JSON, not UTF-8, no text) is counted and
+    skipped, so one bad line does not cost the rest of a large file."""
     bad = 0
     try:
-        with _open_text(path) as f:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
             for line in f:
                 if not line.strip():
                     continue
                 try:
-                    value = json.loads(line)[text_field]
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    value = json.loads(line.decode("utf-8"))[text_field]
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError):
                     bad += 1
                     continue
                 if isinstance(value, str):
                     yield value
                 else:
                     bad += 1
-    except UnicodeDecodeError:
-        stats.skip(path, "not UTF-8 text")
     except _UNREADABLE as err:
         stats.skip(path, f"unreadable: {err}")
     if bad:
@@ -480,7 +480,10 @@ def build_parallel_text(cache_dir: str | Path | None = None, min_languages: int 
                 unreadable.append(str(mo))
         # A message can only be kept if at least min_languages translate it: decode those.
         n_langs = collections.Counter(k for cats in raw.values() for k in set().union(*(c[0] for c in cats)))
-        common = {k for k, n in n_langs.items() if n >= min_languages and k and b"\x00" not in k}
+        # Plural entries (b"\0") and entries with a context (b"\4": the English alone is
+        # ambiguous, e.g. "Open" the verb or the adjective) are no clean parallel text.
+        common = {k for k, n in n_langs.items()
+                  if n >= min_languages and k and b"\x00" not in k and b"\x04" not in k}
         catalogs: dict[str, dict[str, str]] = {}
         for lang, cats in raw.items():
             catalog = catalogs.setdefault(lang, {})
@@ -490,7 +493,7 @@ def build_parallel_text(cache_dir: str | Path | None = None, min_languages: int 
                         continue
                     try:
                         text = _one_line(msgstr.decode(charset))
-                        english = _one_line(msgid.split(b"\x04")[-1].decode("utf-8"))
+                        english = _one_line(msgid.decode("utf-8"))
                     except UnicodeDecodeError:
                         continue
                     if text and text != english and any(c.isalpha() for c in english):
