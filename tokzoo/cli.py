@@ -109,7 +109,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
     with atomic_path(out) as tmp:
         parts: list[np.ndarray] = []
         with open(tmp, "w", encoding="utf-8") if out.suffix == ".jsonl" else io.StringIO() as f:
-            bar = tqdm(unit="B", unit_scale=True, desc="encode", disable=args.quiet, file=sys.stderr)
+            bar = tqdm(unit="B", unit_scale=True, desc="encode", file=sys.stderr,
+                       disable=True if args.quiet else None)  # None: only on a terminal
             for batch in _batches(docs, args.batch_size):
                 for ids in tok.encode_batch(batch):
                     if out.suffix == ".jsonl":
@@ -207,7 +208,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if not texts and parallel is None:
         raise UsageError("give --data PATH... and/or --parallel DIR")
     report: dict[str, dict[str, float]] = {}
-    for name, tok in tqdm(toks.items(), desc="eval", disable=args.quiet or len(toks) < 2, file=sys.stderr):
+    bar = tqdm(toks.items(), desc="eval", file=sys.stderr, disable=True if args.quiet or len(toks) < 2 else None)
+    for name, tok in bar:
         row = {"tokenizer": tok.name, **(tok.measure(texts) if texts else {})}
         if parallel is not None:
             premium = tok.premium(parallel, reference=args.reference)
