@@ -8,8 +8,14 @@ Text specs accepted everywhere (``tokzoo train --data``, ``tokzoo eval --data``)
 - ``sample:NAME`` or ``sample:NAME:SPLIT`` (split ``train`` or ``heldout``): a built-in
   sample that needs no download (see :data:`TEXT_SAMPLES`).
 
-Unreadable files (binary, not UTF-8, corrupt JSON lines) are skipped and counted in a
-:class:`ReadStats`, never fatal: one bad file must not end a long run.
+Unreadable files (binary, not UTF-8, corrupt .gz) and bad JSON lines are skipped and
+counted in a :class:`ReadStats`, never fatal: one bad file must not end a long run.
+
+Benchmark sets are built once into a cache (``$TOKZOO_CACHE``, else
+``~/.cache/tokzoo/datasets``) and then read as plain folders:
+:func:`build_text_bench` (English prose, train/heldout) and :func:`build_parallel_text`
+(the same messages in 40 languages). ``python -m tokzoo.datasets text-bench|parallel``
+builds one and prints its path.
 """
 from __future__ import annotations
 
@@ -445,8 +451,9 @@ def _read_mo(path: Path) -> tuple[list[bytes], list[bytes], str]:
         for line in msgstrs[0].decode("ascii", "replace").splitlines():
             if line.lower().startswith("content-type:") and "charset=" in line:
                 charset = line.split("charset=", 1)[1].strip() or charset
-    codecs.lookup("utf-8" if charset.upper() == "CHARSET" else charset)  # LookupError if unknown
-    return msgids, msgstrs, "utf-8" if charset.upper() == "CHARSET" else charset
+    if charset.upper() == "CHARSET":  # the unfilled template value: xgettext writes ASCII
+        charset = "utf-8"
+    return msgids, msgstrs, codecs.lookup(charset).name  # LookupError if unknown
 
 
 def _one_line(message: str) -> str:
