@@ -126,18 +126,17 @@ class TextTokenizer(Tokenizer):
         raise NotImplementedError
 
     def fit(self, data: Sequence[str], *, progress: bool = True) -> None:
-        stats = ReadStats()
-        first = [True]
+        passes: list[ReadStats] = []
 
         def documents() -> Iterator[str]:
-            # the first pass counts; later passes (SuperBPE's stage 2) re-read the same data
-            counted = stats if first[0] else ReadStats()
-            first[0] = False
-            return self._documents(data, counted)
+            # a family may read the data more than once (SuperBPE's stage 2); the first read counts
+            passes.append(ReadStats())
+            return self._documents(data, passes[-1])
 
         start = time.perf_counter()
         tk, notes = self._train(documents, progress)
         wall = time.perf_counter() - start
+        stats = passes[0] if passes else ReadStats()
         if stats.documents == 0:
             raise ValueError(f"no text found in {', '.join(map(str, data))}")
         self._set_backend(tk)

@@ -128,8 +128,13 @@ def _learn_stage2(corpus: list[str], alphabet: int, merges: int, min_frequency: 
     trainer = trainers.BpeTrainer(vocab_size=alphabet + merges, min_frequency=min_frequency,
                                   show_progress=progress, special_tokens=[])
     tk.train_from_iterator(corpus, trainer)
-    learned = json.loads(tk.to_str())["model"]["merges"]
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned]
+    return _merges(tk)
+
+
+def _merges(tk: RustTokenizer) -> list[tuple[str, str]]:
+    """A BPE tokenizer's merges in rank order (tokenizer.json has used "a b" and [a, b])."""
+    merges = json.loads(tk.to_str())["model"]["merges"]
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
 
 
 def _word_count(token: str, byte_of: dict[str, int]) -> int:
@@ -149,9 +154,8 @@ class SuperBPE(TextTokenizer):
         stage1 = train_bpe(documents(), vocab_size=t, pattern=PRESETS[c.pretokenizer],
                            special_tokens=c.special_tokens, min_frequency=c.min_frequency,
                            progress=progress)
-        model = json.loads(stage1.to_str())["model"]
-        vocab: dict[str, int] = dict(model["vocab"])
-        stage1_merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        vocab: dict[str, int] = stage1.get_vocab()
+        stage1_merges = _merges(stage1)
         token_of = {i: s for s, i in vocab.items()}
 
         corpus, present = _stage2_corpus(stage1, documents())
