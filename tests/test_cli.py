@@ -99,6 +99,7 @@ def test_info(capsys, trained):
     (["decode", "MODEL", "BADIDS"], "expected a JSON object"),
     (["decode", "MODEL", "BIGIDS"], "outside the vocabulary"),
     (["info", "no/such-model"], "no/such-model"),
+    (["push", "CORPUS", "org/name"], "no checkpoint directory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, trained, corpus_file, tmp_path, argv, message):
     (tmp_path / "empty.txt").write_text("")

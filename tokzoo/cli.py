@@ -347,8 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _split_overrides(args, extra, parser)
     try:
         args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
-            RuntimeError, UnicodeDecodeError) as err:
+    except (UsageError, ValueError, TypeError, OSError, RuntimeError) as err:  # OSError: files, network
         if args.debug:
             raise
         print(f"tokzoo {args.command}: error: {err}", file=sys.stderr)
