@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 import tokzoo
 from tokzoo.text.pretokenize import unicode_to_bytes
-from tokzoo.text.superbpe import _stage2_pretokenizer
+from tokenizers import pre_tokenizers
+
+from tokzoo.text.superbpe import _stage2_splitter
 
 from .conftest import HARD_STRINGS
 
@@ -86,7 +88,8 @@ def test_superbpe_first_stage2_merge_is_most_frequent_pair(trained, corpus_file,
     """Brute force: count adjacent stage-1 token pairs inside stage-2 pretokens."""
     sbpe, _ = trained["superbpe"]
     stage1 = tokzoo.train("bpe", data=[corpus_file], vocab_size=1500, progress=False).backend
-    stage1.pre_tokenizer = _stage2_pretokenizer()
+    stage1.pre_tokenizer = pre_tokenizers.Sequence([
+        _stage2_splitter(), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     pairs: Counter = Counter()
     for enc in stage1.encode_batch(corpus_file.read_text(encoding="utf-8").split("\n\n")):
         for k in range(1, len(enc.ids)):

@@ -12,8 +12,9 @@ How stage 2 resumes with the stock Rust trainer (which cannot start from given m
 
 1. Each stage-1 token id ``i`` becomes one private-use character ``chr(0xF0000 + i)``.
 2. The corpus is cut into stage-2 pretokens, line by line and after every ": ", and
-   each pretoken is encoded with the stage-1 merges (exactly as the final tokenizer will
-   encode it before any stage-2 merge applies) and written as its token characters.
+   each distinct pretoken is encoded once with the stage-1 merges (exactly as the final
+   tokenizer encodes it before any stage-2 merge applies) and written as its token
+   characters, as many times as it occurs.
 3. The stock BPE trainer learns merges over those characters; each learned merge maps
    back to a pair of byte strings, appended after the stage-1 merges.
 
@@ -31,6 +32,7 @@ subwords and in the paper trained better language models (t = 180k of 200k). The
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -49,7 +51,6 @@ from .pretokenize import PRESETS, SUPERBPE_STAGE2, byte_level, unicode_to_bytes
 PUA_BASE = 0xF0000
 MAX_TRANSITION = 0x110000 - PUA_BASE
 DEFAULT_TRANSITION_SHARE = 0.75
-_SEPARATOR = ord(" ")
 
 
 @dataclass
@@ -77,46 +78,51 @@ class SuperBPEConfig(BPEConfig):
         return round(DEFAULT_TRANSITION_SHARE * self.vocab_size)
 
 
-def _stage2_pretokenizer() -> pre_tokenizers.PreTokenizer:
+def _stage2_splitter() -> pre_tokenizers.PreTokenizer:
     """Stage-2 pretokens as the trainer must see them: per line, and cut after ": "."""
     return pre_tokenizers.Sequence([
         pre_tokenizers.Split("\n", behavior="merged_with_previous"),
         pre_tokenizers.Split(Regex(":(?= )"), behavior="merged_with_previous"),
         pre_tokenizers.Split(Regex(SUPERBPE_STAGE2), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
 
 
-def _stage2_corpus(stage1: RustTokenizer, documents: Iterator[str], batch: int = 64):
-    """Encode documents with stage-1 merges into private-use strings, one word per pretoken.
+def _stage2_corpus(stage1: RustTokenizer, documents: Iterator[str], chunk_chars: int = 1 << 20):
+    """Stage-2 pretokens encoded with the stage-1 merges, as private-use strings for the trainer.
 
-    Returns the strings (words separated by spaces) and a mask of the stage-1 ids seen.
+    Distinct pretokens are encoded once each (phrases repeat a lot) and then written as often
+    as they occur, separated by spaces. Returns those strings and a mask of the stage-1 ids seen.
     """
-    enc_tk = RustTokenizer.from_str(stage1.to_str())
-    enc_tk.pre_tokenizer = _stage2_pretokenizer()
-    present = np.zeros(stage1.get_vocab_size(), dtype=bool)
-    corpus: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        for enc in enc_tk.encode_batch(pending, add_special_tokens=False):  # _fast drops word ids
-            ids = np.asarray(enc.ids, dtype=np.int64)
-            if not ids.size:
-                continue
-            words = np.asarray(enc.word_ids, dtype=np.float64)  # special tokens: None -> nan
-            special = np.isnan(words)
-            present[ids[~special]] = True
-            points = np.where(special, _SEPARATOR, PUA_BASE + ids)
-            cuts = np.flatnonzero(words[1:] != words[:-1]) + 1
-            points = np.insert(points, cuts, _SEPARATOR)
-            corpus.append(points.astype("<u4").tobytes().decode("utf-32-le"))
-        pending.clear()
-
+    splitter = _stage2_splitter()
+    counts: Counter = Counter()
     for doc in documents:
-        pending.append(doc)
-        if len(pending) >= batch:
-            flush()
-    flush()
+        counts.update(piece for piece, _ in splitter.pre_tokenize_str(doc))
+    enc_tk = RustTokenizer.from_str(stage1.to_str())
+    enc_tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    chars = [chr(PUA_BASE + i) for i in range(stage1.get_vocab_size())]
+    for i in stage1.get_added_tokens_decoder():
+        chars[i] = " "  # a special token in the text ends the word; nothing merges with it
+    present = np.zeros(len(chars), dtype=bool)
+    corpus: list[str] = []
+    parts: list[str] = []
+    size = 0
+    pieces = list(counts)
+    for start in range(0, len(pieces), 8192):
+        batch = pieces[start:start + 8192]
+        for piece, enc in zip(batch, enc_tk.encode_batch_fast(batch, add_special_tokens=False)):
+            ids = enc.ids
+            if len(ids) < 2:
+                continue  # one token has no pair to merge: it cannot change what stage 2 learns
+            present[ids] = True
+            word = "".join([chars[i] for i in ids]) + " "
+            parts.append(word * counts[piece])
+            size += len(word) * counts[piece]
+            if size >= chunk_chars:
+                corpus.append("".join(parts))
+                parts, size = [], 0
+    corpus.append("".join(parts))
+    for i in stage1.get_added_tokens_decoder():
+        present[i] = False
     return corpus, present
 
 
