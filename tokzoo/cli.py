@@ -73,6 +73,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = dict(parse_override(item) for item in args.overrides)
     tok = tokzoo.train(args.config, data=args.data, out=args.out, progress=not args.quiet, **overrides)
     print(f"saved {tok.name} tokenizer to {args.out}")
+    if tok.training.get("skipped_files"):
+        print(f"  skipped {tok.training['skipped_files']} unreadable file(s) in the training data")
     metrics = tok.training.get("metrics") or {}
     for key, value in metrics.items():
         print(f"  {key:<20} {_fmt(value)}")
@@ -85,19 +87,10 @@ def _iter_inputs(inputs: Sequence[str], text_field: str):
     return read_texts(inputs, text_field=text_field, stats=stats), stats
 
 
-def _batches(docs, size: int):
-    batch: list[str] = []
-    for doc in docs:
-        batch.append(doc)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def cmd_encode(args: argparse.Namespace) -> None:
     import numpy as np
+
+    from .datasets import batched
 
     tok = _text_tokenizer(args.model)
     out = Path(args.out)
@@ -111,7 +104,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
         with open(tmp, "w", encoding="utf-8") if out.suffix == ".jsonl" else io.StringIO() as f:
             bar = tqdm(unit="B", unit_scale=True, desc="encode", file=sys.stderr,
                        disable=True if args.quiet else None)  # None: only on a terminal
-            for batch in _batches(docs, args.batch_size):
+            for batch in batched(docs, args.batch_size):
                 for ids in tok.encode_batch(batch):
                     if out.suffix == ".jsonl":
                         f.write(json.dumps({"ids": ids}) + "\n")

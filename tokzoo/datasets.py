@@ -238,6 +238,18 @@ def read_texts(specs: Sequence[str | Path], *, text_field: str = "text",
                 yield doc
 
 
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to ``size`` consecutive items (the last one may be shorter)."""
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def take_bytes(docs: Iterable[str], max_bytes: int | None) -> Iterator[str]:
     """Yield documents until about ``max_bytes`` UTF-8 bytes have been yielded."""
     total = 0

@@ -42,6 +42,7 @@ from tokenizers import Tokenizer as RustTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from ..config import check
+from ..datasets import batched
 from ..registry import register
 from .base import TextTokenizer
 from .bpe import BPEConfig, train_bpe
@@ -93,10 +94,13 @@ def _stage2_corpus(stage1: RustTokenizer, documents: Iterator[str], chunk_chars:
     Distinct pretokens are encoded once each (phrases repeat a lot) and then written as often
     as they occur, separated by spaces. Returns those strings and a mask of the stage-1 ids seen.
     """
-    splitter = _stage2_splitter()
+    # a word-level tokenizer that knows no words: just the splitter, run on Rust threads
+    splitter = RustTokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    splitter.pre_tokenizer = _stage2_splitter()
     counts: Counter = Counter()
-    for doc in documents:
-        counts.update(piece for piece, _ in splitter.pre_tokenize_str(doc))
+    for docs in batched(documents, 256):
+        for doc, enc in zip(docs, splitter.encode_batch(docs, add_special_tokens=False)):
+            counts.update(doc[a:b] for a, b in enc.offsets)
     enc_tk = RustTokenizer.from_str(stage1.to_str())
     enc_tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     chars = [chr(PUA_BASE + i) for i in range(stage1.get_vocab_size())]
