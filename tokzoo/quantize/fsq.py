@@ -7,8 +7,8 @@ there is no auxiliary loss.
 
 The bounding, rounding and digit arithmetic are vector-quantize-pytorch's FSQ, run here
 with autocast off and in fp32 on every device: in bf16 the mixed-radix sum loses integers
-above 256 and half the codes become unreachable (vector-quantize-pytorch#114), and that
-library only turns autocast off on CUDA.
+above 256 and half the codes become unreachable (vector-quantize-pytorch#114). That
+library only turns autocast off on CUDA; we do not rely on its own casts.
 
 Residual FSQ stacks FSQ levels over the residual (see rvq.py). Level i sees the residual
 scaled up by levels^i, so each level uses its full range; the input is soft-clamped to

@@ -8,8 +8,8 @@ codes used); the batch average is averaged over ranks under DDP. The soft assign
 over all codes, so the loss costs O(N K): keep codebook_size moderate (<= 2^16).
 
 The sign, bit arithmetic and entropy are vector-quantize-pytorch's LFQ, run with autocast
-off in fp32 (it turns autocast off on CUDA only, and bf16 distances scaled by the inverse
-temperature of 100 wreck the softmax).
+off in fp32: that library turns autocast off on CUDA only, and elsewhere the entropy's
+distance einsum would run in bf16 before being scaled by an inverse temperature of 100.
 """
 
 import math
