@@ -8,7 +8,9 @@ paths here never hold more than a tile of it:
 - the Triton kernel: each program owns a tile of rows of x, streams the codebook in
   tiles of BLOCK_K codes, accumulates x.c in fp32 with tl.dot (looping over D in
   chunks when D is large) and keeps a running minimum and argmin in registers. Only
-  N indices and N distances are written to global memory.
+  N indices and N distances are written to global memory. fp32 inputs multiply with
+  input_precision="ieee" (Triton's default tf32 flips near-tie argmins); bf16/fp16
+  inputs use the tensor cores with fp32 accumulation. ||c||^2 is computed once per call.
 - the PyTorch reference: the same running minimum over chunks of N and K, with each
   chunk's product at most `chunk_elements` floats.
 
@@ -24,6 +26,7 @@ precision to cancellation, so centre or normalise them first.
 """
 
 import functools
+import importlib.util
 
 import torch
 import torch.nn.functional as F
@@ -38,15 +41,15 @@ TORCH_BLOCK_K = 512
 def nearest_code(x, codebook, metric="l2", backend="auto", chunk_elements=2**20):
     """(indices LongTensor [N], distances FloatTensor [N]) of the nearest codebook row.
 
-    backend="auto" takes the Triton kernel on CUDA and the chunked PyTorch path
-    elsewhere; chunk_elements bounds the PyTorch path's N x K tile (4 MB in fp32).
+    backend="auto" takes the Triton kernel on CUDA (when triton is installed) and the
+    chunked PyTorch path elsewhere; chunk_elements bounds the PyTorch path's N x K tile (4 MB in fp32).
     """
     _check(x, codebook, metric, backend)
     if metric == "cosine":
         x, codebook = F.normalize(x.float(), dim=-1), F.normalize(codebook.float(), dim=-1)
 
     if backend == "auto":
-        backend = "triton" if x.is_cuda else "torch"
+        backend = "triton" if x.is_cuda and importlib.util.find_spec("triton") else "torch"
     search = _triton_search if backend == "triton" else functools.partial(_torch_search, chunk_elements=chunk_elements)
     indices, distances = search(x, codebook)
 
@@ -128,13 +131,17 @@ def _triton_search(x, codebook):
 
 
 def _config(d, itemsize):
-    """Tile sizes: D fits in one chunk up to 256 (16-bit) / 128 (fp32) so the x tile stays resident."""
+    """Tile sizes. Up to D = 256 (16-bit) / 128 (fp32) the x tile stays resident and only
+    codebook tiles are pipelined; above that both stream in 64-wide chunks of D. Sized to
+    keep three pipeline stages within ~160 KB of shared memory (an H100 has 228 KB)."""
     max_d = 256 if itemsize == 2 else 128
     d_pow2 = max(16, 1 << (d - 1).bit_length())
-    block_d = min(d_pow2, max_d)
+    single = d_pow2 <= max_d
+    block_d = d_pow2 if single else 64
+    small_rows = block_d * itemsize <= 256
     return dict(
-        BLOCK_N=128, BLOCK_K=128 if block_d <= 128 else 64, BLOCK_D=block_d,
-        SINGLE_D=d_pow2 <= max_d, num_warps=8, num_stages=3,
+        BLOCK_N=128, BLOCK_K=128 if small_rows else 64, BLOCK_D=block_d,
+        SINGLE_D=single, num_warps=8, num_stages=3,
     )
 
 

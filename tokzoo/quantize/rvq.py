@@ -23,7 +23,7 @@ from tokzoo.quantize.vq import VectorQuantizer
 class ResidualQuantizer(Quantizer):
     """A stack of quantizers over the residual, between optional projections."""
 
-    def __init__(self, levels, dim=None, inner_dim=None, scales=None, quantizer_dropout=0.0, bound=nn.Identity()):
+    def __init__(self, levels, dim=None, inner_dim=None, scales=None, quantizer_dropout=0.0, bound=None):
         super().__init__()
         self.levels = nn.ModuleList(levels)
         self.num_quantizers = len(levels)
@@ -32,7 +32,7 @@ class ResidualQuantizer(Quantizer):
         project = dim is not None and inner_dim is not None and dim != inner_dim
         self.project_in = nn.Linear(dim, inner_dim) if project else nn.Identity()
         self.project_out = nn.Linear(inner_dim, dim) if project else nn.Identity()
-        self.bound = bound
+        self.bound = bound if bound is not None else nn.Identity()
         self.register_buffer("scales", torch.stack(scales) if scales is not None else torch.ones(len(levels), 1), persistent=False)
 
     def _num_levels(self, num_quantizers):
@@ -70,7 +70,7 @@ class ResidualQuantizer(Quantizer):
 
     def decode_codes(self, codes):
         """codes [B, N, q] for any q <= num_quantizers -> [B, N, D]."""
-        if codes.ndim < 1 or codes.shape[-1] > self.num_quantizers:
+        if codes.ndim < 2 or codes.shape[-1] > self.num_quantizers:
             raise ValueError(f"expected codes [..., q] with q <= {self.num_quantizers}, got {tuple(codes.shape)}")
         self.check_codes(codes)
         quantized = sum(level.decode_codes(codes[..., i]) * scale for i, (level, scale) in enumerate(zip(self.levels, self.scales[: codes.shape[-1]])))

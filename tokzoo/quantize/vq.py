@@ -68,14 +68,14 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # moving-average use counts
         self.register_buffer("initted", torch.tensor(not kmeans_init))
 
-    def codes_to_vectors(self, codes):
-        """Codebook rows in the (projected) search space."""
-        codebook = F.normalize(self.codebook, dim=-1) if self.cosine else self.codebook
-        return F.embedding(codes, codebook)
+    @property
+    def search_codebook(self):
+        """The codebook in the (projected) search space, unit rows for cosine codes."""
+        return F.normalize(self.codebook, dim=-1) if self.cosine else self.codebook
 
     def decode_codes(self, codes):
         self.check_codes(codes)
-        return self.project_out(self.codes_to_vectors(codes))
+        return self.project_out(F.embedding(codes, self.search_codebook))
 
     def forward(self, z):
         z_in = self.project_in(z)
@@ -86,7 +86,7 @@ class VectorQuantizer(Quantizer):
             if self.training and not self.initted:
                 self.init_codebook(flat.detach())
 
-            codebook = F.normalize(self.codebook, dim=-1) if self.cosine else self.codebook
+            codebook = self.search_codebook
             codes, _ = nearest_code(flat.detach(), codebook.detach())
             quant = F.embedding(codes, codebook)
 
