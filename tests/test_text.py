@@ -178,3 +178,15 @@ def test_model_card_reports_data_and_metrics(trained):
     assert "bytes_per_token" in card and "transition: 1500" in card
     config = json.loads((path / "config.json").read_text())
     assert config["tokenizer"] == "superbpe" and config["training"]["metrics"]["bytes_per_token"] > 3
+
+
+def test_superbpe_cutting_rare_pairs_learns_the_same_merges(corpus_file):
+    """Stage 2 cuts words where a pair is too rare to ever merge; the merges must not change."""
+    from tokzoo.text.superbpe import _learn_exact, _learn_stage2, _Stage2Corpus
+
+    stage1 = tokzoo.train("bpe", data=[corpus_file], vocab_size=1500, progress=False).backend
+    corpus = _Stage2Corpus(stage1, iter(corpus_file.read_text(encoding="utf-8").split("\n\n")))
+    words, alphabet = corpus.trainer_input(corpus.first)
+    uncut = _learn_stage2(words, alphabet, 600, 2, False)
+    assert len(uncut) == 600
+    assert _learn_exact(corpus, 600, 2, False) == uncut
