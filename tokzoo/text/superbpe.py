@@ -19,12 +19,13 @@ How stage 2 resumes with the stock Rust trainer (which cannot start from given m
    back to a pair of byte strings, appended after the stage-1 merges.
 
 Because the trainer only ever sees stage-2 pretokens that stop at newlines and after ": ",
-no learned merge crosses those boundaries. Words are also cut where two stage-1 tokens meet
-too rarely for any merge to ever cover them (see :func:`_learn_exact`): the merges stay
-the same and the trainer no longer carries every long phrase that occurs once. The word limit cannot be told to the trainer;
-instead merges whose token holds too many words are dropped, which is consistent because
-any later merge built on a dropped token holds at least as many words and is dropped too.
-The trainer is asked for a margin of extra merges so the vocabulary still fills up.
+no learned merge crosses those boundaries. Words are also cut where two stage-1 tokens
+meet too rarely for any merge to ever cover them (see :func:`_learn_exact`): the merges
+stay the same and the trainer no longer carries every long phrase that occurs once. The
+word limit cannot be told to the trainer; instead merges whose token holds too many words
+are dropped, which is consistent because any later merge built on a dropped token holds
+at least as many words and is dropped too. The trainer is asked for a margin of extra
+merges so the vocabulary still fills up.
 
 Choosing ``t``: a smaller ``t`` leaves more of the vocabulary to superwords and compresses
 more (the paper's best bytes/token at 200k came from t = 80k); a larger ``t`` keeps more
