@@ -110,12 +110,15 @@ class _Stage2Corpus:
                 counts.update(doc[a:b] for a, b in enc.offsets)
         encoder = RustTokenizer.from_str(stage1.to_str())
         encoder.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-        encoded: list[list[int]] = []
+        ids, lengths = [], []  # numpy per batch: millions of Python ints would double the peak memory
         for batch in batched(counts, 8192):
-            encoded += [e.ids for e in encoder.encode_batch_fast(batch, add_special_tokens=False)]
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        self.ids = np.fromiter((i for ids in encoded for i in ids), dtype=np.int64, count=int(lengths.sum()))
+            encoded = [e.ids for e in encoder.encode_batch_fast(batch, add_special_tokens=False)]
+            lengths.append(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
+            ids.append(np.fromiter((i for x in encoded for i in x), dtype=np.int32, count=int(lengths[-1].sum())))
+        self.ids = np.concatenate(ids).astype(np.int64)
+        lengths = np.concatenate(lengths)
         self.weight = np.repeat(np.fromiter(counts.values(), dtype=np.int64, count=len(counts)), lengths)
+        del counts
         self.first = np.zeros(self.ids.size, dtype=bool)
         self.first[np.cumsum(lengths) - lengths] = True
         special = np.isin(self.ids, list(stage1.get_added_tokens_decoder()))
@@ -143,9 +146,29 @@ class _Stage2Corpus:
         points = np.insert(PUA_BASE + ids, np.flatnonzero(starts[1:]) + 1, ord(" "))
         bounds = np.flatnonzero(np.diff(weight)) + 1  # token positions where the weight changes
         shifted = bounds + np.cumsum(starts)[bounds - 1]  # ... as positions in `points`
-        corpus = [(part.astype("<u4").tobytes().decode("utf-32-le") + " ") * int(w)
-                  for part, w in zip(np.split(points, shifted), weight[np.r_[0, bounds]] if ids.size else [])]
+        corpus = [chunk for part, w in zip(np.split(points, shifted), weight[np.r_[0, bounds]] if ids.size else [])
+                  for chunk in _repeat_in_chunks(part.astype("<u4").tobytes().decode("utf-32-le") + " ", int(w))]
         return corpus, int(np.unique(ids).size)
+
+
+def _repeat_in_chunks(words: str, times: int, size: int = 1 << 16) -> Iterator[str]:
+    """``words * times`` as strings of about ``size`` characters, cut after a space.
+
+    The trainer keeps per-byte bookkeeping for each string it is fed, so a few huge
+    strings would cost far more memory than many small ones.
+    """
+    if len(words) < size:
+        per = size // len(words)
+        full, rest = divmod(times, per)
+        yield from [words * per] * full
+        if rest:
+            yield words * rest
+        return
+    start = 0
+    while start < len(words):
+        end = words.find(" ", start + size) + 1 or len(words)
+        yield from [words[start:end]] * times
+        start = end
 
 
 def _learn_exact(corpus: _Stage2Corpus, merges: int, min_frequency: int, progress: bool):
