@@ -23,6 +23,7 @@ import ast
 import codecs
 import collections
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -111,12 +112,12 @@ TEXT_SAMPLES: dict[str, Callable[[str], Iterator[str]]] = {
 }
 
 
-def _parse_sample(spec: str) -> tuple[str, str]:
+def _parse_sample(spec: str, samples: dict = TEXT_SAMPLES) -> tuple[str, str]:
     parts = spec.split(":")
     name = parts[1] if len(parts) > 1 else ""
     split = parts[2] if len(parts) > 2 else "train"
-    if name not in TEXT_SAMPLES or split not in ("train", "heldout") or len(parts) > 3:
-        known = ", ".join(f"sample:{n}[:train|:heldout]" for n in TEXT_SAMPLES)
+    if name not in samples or split not in ("train", "heldout") or len(parts) > 3:
+        known = ", ".join(f"sample:{n}[:train|:heldout]" for n in samples)
         raise ValueError(f"unknown sample {spec!r} (known: {known})")
     return name, split
 
@@ -258,6 +259,83 @@ def take_bytes(docs: Iterable[str], max_bytes: int | None) -> Iterator[str]:
             return
         total += len(doc.encode("utf-8"))
         yield doc
+
+
+# --------------------------------------------------------------------------------------
+# Images: which files a spec names, built-in samples and the held-out split. Decoding
+# pixels needs torch and lives in tokzoo.training.data; this part stays light.
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+#: Share of a built-in image sample that is held out (they are small: 26 and 2 pictures).
+IMAGE_SAMPLE_HELDOUT_SHARE = 0.1
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    """An installed package's folder, found without importing it (sklearn takes a second)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"this sample needs {pip_name}: pip install {pip_name}")
+    return Path(spec.submodule_search_locations[0])
+
+
+#: Built-in image samples: name -> the folder of pictures that its package ships. For
+#: scikit-image only the pictures inside its wheel count (astronaut, coffee, chelsea...):
+#: its other ``skimage.data`` images download through pooch at first use.
+IMAGE_SAMPLES: dict[str, Callable[[], Path]] = {
+    "skimage": lambda: _package_dir("skimage", "scikit-image") / "data",
+    "sklearn": lambda: _package_dir("sklearn", "scikit-learn") / "datasets" / "images",
+}
+
+
+def _is_image_source(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES + (".tar",)
+
+
+def split_files(files: Iterable[str | Path], heldout_share: float = 0.05,
+                seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Deterministic ``(train, heldout)`` split of image files (or shards), sorted.
+
+    A file's side depends only on ``seed`` and its path below the files' common folder,
+    so moving the dataset or adding files never moves a file across the split; the
+    share is rounded to one file in n. If two or more files leave the held-out side
+    empty, the last one is held out anyway: tiny folders need a held-out set more than
+    an exact share.
+    """
+    if not 0 < heldout_share < 1:
+        raise ValueError(f"heldout_share must be in (0, 1), got {heldout_share}")
+    files = sorted(Path(f) for f in files)
+    if not files:
+        return [], []
+    absolute = [Path(os.path.abspath(f)) for f in files]
+    root = os.path.commonpath([str(a.parent) for a in absolute])
+    every = max(2, round(1 / heldout_share))
+    held = [_heldout(f"{seed}:{a.relative_to(root).as_posix()}", every) for a in absolute]
+    if len(files) > 1 and not any(held):
+        held[-1] = True
+    return ([f for f, h in zip(files, held) if not h], [f for f, h in zip(files, held) if h])
+
+
+def image_files(specs: Sequence[str | Path]) -> list[Path]:
+    """The image files and ``.tar`` shards that ``specs`` name, in order.
+
+    A folder gives every image (``IMAGE_SUFFIXES``, any case) or shard under it,
+    recursively, hidden entries skipped; a file is taken as it is (a non-image is
+    counted as skipped when it is read); ``sample:NAME[:SPLIT]`` gives a split of a
+    built-in sample (:data:`IMAGE_SAMPLES`).
+    """
+    out: list[Path] = []
+    for spec in map(str, specs):
+        if spec.startswith("sample:"):
+            name, split = _parse_sample(spec, IMAGE_SAMPLES)
+            pictures = [p for p in _files_under(IMAGE_SAMPLES[name]()) if _is_image_source(p)]
+            train, heldout = split_files(pictures, IMAGE_SAMPLE_HELDOUT_SHARE)
+            out += heldout if split == "heldout" else train
+            continue
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or directory: {spec}")
+        out += [p for p in _files_under(path) if not path.is_dir() or _is_image_source(p)]
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -551,10 +629,111 @@ def build_parallel_text(cache_dir: str | Path | None = None, min_languages: int 
     return _build_once(cache_root(cache_dir) / "parallel", build)
 
 
+def _cmap_codepoints(font: Path) -> list[int]:
+    """Every code point a TrueType font maps, from its format-12 cmap subtable (the one
+    that reaches past U+FFFF, where most emoji are)."""
+    data = font.read_bytes()
+    (num_tables,) = struct.unpack_from(">H", data, 4)
+    tables = {data[12 + 16 * i: 16 + 16 * i]: struct.unpack_from(">I", data, 20 + 16 * i)[0]
+              for i in range(num_tables)}
+    cmap = tables[b"cmap"]
+    (num_subtables,) = struct.unpack_from(">H", data, cmap + 2)
+    for i in range(num_subtables):
+        (offset,) = struct.unpack_from(">I", data, cmap + 8 + 8 * i)
+        sub = cmap + offset
+        if struct.unpack_from(">H", data, sub)[0] == 12:
+            (groups,) = struct.unpack_from(">I", data, sub + 12)
+            spans = np.frombuffer(data, dtype=">u4", count=3 * groups, offset=sub + 16).reshape(-1, 3)
+            return sorted({c for start, end, _ in spans.tolist() for c in range(start, end + 1)})
+    raise ValueError(f"{font} has no format-12 cmap")
+
+
+def _render_emoji(font_path: Path, limit: int) -> Iterator[tuple[str, bytes]]:
+    """(file name, PNG bytes) for up to ``limit`` emoji of Noto Color Emoji, evenly spread
+    over its code points: each one's colour bitmap (size 109 selects the 136x128 strike)
+    on a white square. Code points without a picture (ASCII, joiners, tags) are left out."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), 109)
+    pictures = []
+    for cp in _cmap_codepoints(font_path):
+        if cp < 0xA9:
+            continue  # digits, '#', '*' and space: plain glyphs, not pictures
+        x0, y0, x1, y1 = font.getbbox(chr(cp))
+        side = max(x1 - x0, y1 - y0)
+        if min(x1 - x0, y1 - y0) <= 0:
+            continue
+        image = Image.new("RGB", (side, side), "white")
+        ImageDraw.Draw(image).text((-x0 + (side - x1 + x0) // 2, -y0 + (side - y1 + y0) // 2),
+                                   chr(cp), font=font, embedded_color=True)
+        if np.asarray(image).min() < 240:  # something was drawn
+            pictures.append((cp, image))
+    step = max(1, len(pictures) / limit)
+    for cp, image in (pictures[int(i * step)] for i in range(min(limit, len(pictures)))):
+        out = io.BytesIO()
+        image.save(out, "PNG", optimize=True)
+        yield f"u{cp:05x}.png", out.getvalue()
+
+
+def _opencv_photos(examples: Path) -> Iterator[tuple[str, bytes]]:
+    """(file name, bytes as shipped) of the pictures among OpenCV's sample data: photos,
+    stereo and calibration shots, optical-flow frame pairs, scene text. Masks (bilevel or
+    named so), images under 64 px and byte-identical copies are left out."""
+    from PIL import Image
+
+    seen = set()
+    for path in sorted(examples.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or "mask" in path.name.lower():
+            continue
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode == "1" or min(image.size) < 64 or data in seen:
+                continue
+        seen.add(data)
+        yield path.relative_to(examples).as_posix().replace("/", "-"), data
+
+
+def build_image_bench(cache_dir: str | Path | None = None, max_emoji: int = 1000) -> Path:
+    """Pictures for image-tokenizer benchmarks, from Debian: photos from OpenCV's sample
+    data (opencv-doc) and emoji bitmaps (fonts-noto-color-emoji): natural images beside
+    flat graphics with hard edges, which stress a tokenizer differently.
+
+    Writes ``image-bench/{train,heldout}/{photos,emoji}/`` (photos as shipped, JPEG or
+    PNG; emoji as PNG), split by file (about 10% held out, deterministic), and returns
+    the ``image-bench`` folder. OpenCV's sample videos (XviD, DivX, Cinepak AVI) are left
+    out: nothing installed decodes them (Pillow reads no video, there is no ffmpeg).
+    """
+    def build(tmp: Path) -> dict:
+        work = tmp / ".work"
+        docs = _apt_unpack("opencv-doc", work) / "usr/share/doc/opencv-doc/examples"
+        font = _apt_unpack("fonts-noto-color-emoji", work) / "usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+        everything = work / "all"
+        for kind, pictures in (("photos", _opencv_photos(docs)), ("emoji", _render_emoji(font, max_emoji))):
+            (everything / kind).mkdir(parents=True)
+            for name, data in pictures:
+                (everything / kind / name).write_bytes(data)
+        meta: dict = {"sources": ["opencv-doc", "fonts-noto-color-emoji"],
+                      "left_out": sorted(p.name for p in docs.rglob("*.avi"))}
+        train, heldout = split_files(_files_under(everything), heldout_share=0.1)
+        for split, files in (("train", train), ("heldout", heldout)):
+            for file in files:
+                kind = file.parent.name
+                (tmp / split / kind).mkdir(parents=True, exist_ok=True)
+                entry = meta.setdefault(f"{kind}/{split}", {"files": 0, "bytes": 0})
+                entry["files"] += 1
+                entry["bytes"] += file.stat().st_size
+                file.rename(tmp / split / kind / file.name)
+        shutil.rmtree(work)
+        return meta
+
+    return _build_once(cache_root(cache_dir) / "image-bench", build)
+
+
 if __name__ == "__main__":
     import sys
 
-    builders = {"text-bench": build_text_bench, "parallel": build_parallel_text}
+    builders = {"text-bench": build_text_bench, "parallel": build_parallel_text,
+                "image-bench": build_image_bench}
     if len(sys.argv) != 2 or sys.argv[1] not in builders:
         sys.exit(f"usage: python -m tokzoo.datasets {'|'.join(builders)}")
     print(builders[sys.argv[1]]())
