@@ -14,7 +14,9 @@ def train(name_or_config: str | Path | Mapping[str, Any], data: Sequence[str | P
     """Train a tokenizer: registry name, YAML path or dict, plus config overrides (dotted keys).
 
     ``data`` is a list of paths (files, folders) or built-in ``sample:NAME`` specs. When
-    ``out`` is given the trained tokenizer is saved there as a checkpoint dir.
+    ``out`` is given the trained tokenizer is saved there as a checkpoint dir, and a neural
+    family keeps its run (logs, previews, resumable checkpoints) beside it in ``<out>.run``:
+    running the same command again resumes it.
     """
     from .config import resolve
 
@@ -25,7 +27,7 @@ def train(name_or_config: str | Path | Mapping[str, Any], data: Sequence[str | P
     if not data:
         raise ValueError("no training data given")
     tok = cls(config)
-    tok.fit(data, progress=progress)
+    tok.fit(data, progress=progress, run_dir=None if out is None else f"{Path(out)}.run")
     if out is not None:
         tok.save_pretrained(out)
     return tok

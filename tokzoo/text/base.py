@@ -125,7 +125,7 @@ class TextTokenizer(Tokenizer):
         """
         raise NotImplementedError
 
-    def fit(self, data: Sequence[str], *, progress: bool = True) -> None:
+    def fit(self, data: Sequence[str], *, progress: bool = True, run_dir: str | Path | None = None) -> None:
         passes: list[ReadStats] = []
 
         def documents() -> Iterator[str]:

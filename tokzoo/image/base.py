@@ -1,0 +1,136 @@
+"""What every image tokenizer shares: the [B, 3, H, W] in [0, 1] contract and training.
+
+A family (titok, vq2d) supplies ``build_model`` and its config; encoding, decoding,
+input checks, the train/held-out split, the shared training loop and the model card's
+held-out metrics are here.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..base import NOT_EXPORTED, NeuralTokenizer
+from ..config import check
+from ..training.module import TrainConfig
+
+
+@dataclass
+class ImageTrainConfig:
+    """Keys every image family adds to its model config."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    #: Share of the training images held out for validation and the model card's metrics.
+    heldout_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        check(0 < self.heldout_share < 1, "heldout_share", "must be in (0, 1)")
+
+
+def preview_grid(images: torch.Tensor, recon: torch.Tensor, max_images: int = 8) -> np.ndarray:
+    """Originals (top row) above reconstructions (bottom row), as uint8 [H, W, 3]."""
+    n = min(max_images, len(images))
+    rows = [torch.cat(list(x[:n].clamp(0, 1)), dim=2) for x in (images, recon)]
+    grid = torch.cat(rows, dim=1)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def reconstruction_metrics(recon: torch.Tensor, images: torch.Tensor) -> dict[str, float]:
+    from ..metrics.image import psnr, ssim
+
+    return {"psnr": float(psnr(recon, images)), "ssim": float(ssim(recon, images))}
+
+
+class ImageTokenizer(NeuralTokenizer):
+    modality = "image"
+
+    @property
+    def image_size(self) -> int:
+        return self.config.model.image_size
+
+    @property
+    def codebook_size(self) -> int:
+        return self.model.quantizer.codebook_size
+
+    @property
+    def num_tokens(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> "ImageTokenizer":
+        self.model.to(device)
+        return self
+
+    def _check_images(self, images: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(images) or not images.is_floating_point():
+            raise ValueError("images must be a float tensor [B, 3, H, W] with values in [0, 1]")
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (self.image_size, self.image_size):
+            raise ValueError(f"images must have shape [B, 3, {self.image_size}, {self.image_size}], "
+                             f"got {tuple(images.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("images is an empty batch")
+        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+            raise ValueError("images must hold finite values in [0, 1]")
+        return images.to(self.device)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
+        """LongTensor [B, K] (or [B, num_tokens]: the first tokens, for 1D tokenizers)."""
+        return self.model.encode(self._check_images(images), num_tokens=num_tokens)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] in [0, 1] from codes (any prefix length a 1D tokenizer supports)."""
+        if not torch.is_tensor(codes) or codes.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ValueError("codes must be an integer tensor [B, K]")
+        if codes.ndim != 2:
+            raise ValueError(f"codes must have shape [B, K], got {tuple(codes.shape)}")
+        return self.model.decode(codes.long().to(self.device)).clamp(0, 1)
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, data: Sequence[str], *, progress: bool = True, run_dir: str | Path | None = None) -> None:
+        """Train on image folders / files / shards / samples; resume from ``run_dir`` if it holds a run."""
+        from ..datasets import ReadStats, image_files, split_files
+        from ..metrics.image import PerceptualLoss
+        from ..training.data import ImageDataset
+        from ..training.module import fit
+
+        files = image_files(data)
+        if not files:
+            raise ValueError(f"no images found in {', '.join(map(str, data))}")
+        train_files, heldout_files = split_files(files, self.config.heldout_share)
+        stats = ReadStats()
+        train_set = ImageDataset(train_files, self.image_size, train=True, stats=stats)
+        val_set = ImageDataset(heldout_files, self.image_size, train=False) if heldout_files else None
+        perceptual = PerceptualLoss() if self.config.model.perceptual_weight > 0 else None
+        model = self.build_model(perceptual=perceptual)
+        run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"tokzoo-{self.name}-"))
+        start = time.perf_counter()
+        exported, metrics = fit(model, train_set, val_set, self.config.train, run_dir,
+                                metrics=reconstruction_metrics, preview=preview_grid, progress=progress)
+        self.load_weights({k: v for k, v in exported.state_dict().items() if not k.startswith(NOT_EXPORTED)},
+                          source="the trained model")
+        self.training = {
+            "data": list(map(str, data)),
+            "images": len(train_files),
+            "heldout_images": len(heldout_files),
+            "skipped_files": len(stats.skipped),
+            "steps": self.config.train.steps,
+            "wall_time_s": round(time.perf_counter() - start, 1),
+            "run_dir": str(run_dir),
+            "metrics": {k: v for k, v in metrics.items() if k in ("psnr", "ssim", "l2", "usage", "perplexity")},
+            "metrics_data": f"{len(heldout_files)} held-out images (EMA weights)",
+        }
+
+    def measure(self, images: torch.Tensor, num_tokens: int | None = None) -> dict[str, Any]:
+        """Reconstruction metrics of encode -> decode on ``images``."""
+        recon = self.decode(self.encode(images, num_tokens=num_tokens))
+        return reconstruction_metrics(recon.cpu(), images.cpu())
