@@ -671,7 +671,7 @@ def _render_emoji(font_path: Path, limit: int) -> Iterator[tuple[str, bytes]]:
     step = max(1, len(pictures) / limit)
     for cp, image in (pictures[int(i * step)] for i in range(min(limit, len(pictures)))):
         out = io.BytesIO()
-        image.save(out, "PNG", optimize=True)
+        image.save(out, "PNG")
         yield f"u{cp:05x}.png", out.getvalue()
 
 
