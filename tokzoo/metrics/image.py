@@ -231,25 +231,31 @@ class EffNetLite0Features(nn.Module):
         return self._fc(self._pooled(images))
 
 
+def _cov_factor(x: np.ndarray) -> np.ndarray:
+    """L with L L^T = cov(x), of width min(N, D): the centered data itself when N <= D."""
+    centered = x - x.mean(0)
+    if len(x) <= x.shape[1]:
+        return centered.T / math.sqrt(len(x) - 1)
+    w, v = np.linalg.eigh(centered.T @ centered / (len(x) - 1))
+    return v * np.sqrt(np.clip(w, 0, None))
+
+
 def frechet_distance(feats_a, feats_b) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets ``[N, D]`` (N >= 2).
 
-    ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))`` in float64. The trace
-    term is computed as the sum of square roots of the eigenvalues of the symmetric PSD
-    matrix ``S_a^(1/2) S_b S_a^(1/2)`` (same spectrum as ``S_a S_b``), so no complex
-    values arise, unlike ``scipy.linalg.sqrtm(S_a @ S_b)``; rounding-level negative
-    eigenvalues are clipped to zero.
+    ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))`` in float64. With
+    ``S = L L^T``, ``tr((S_a S_b)^(1/2))`` is the sum of the singular values of
+    ``L_a^T L_b``: real and non-negative, so no complex parts arise as they do with
+    ``scipy.linalg.sqrtm(S_a @ S_b)``, and rank-deficient covariances (fewer images than
+    feature dimensions, where L is the centered data) need no square roots of
+    rounding-level eigenvalues.
     """
     a, b = (np.asarray(torch.as_tensor(f).detach().cpu(), dtype=np.float64) for f in (feats_a, feats_b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(f"need two [N >= 2, D] feature sets, got {a.shape} and {b.shape}")
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(cov_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
-    fd = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    la, lb = _cov_factor(a), _cov_factor(b)
+    trace_root = np.linalg.svd(la.T @ lb, compute_uv=False).sum()
+    fd = np.sum((a.mean(0) - b.mean(0)) ** 2) + np.sum(la ** 2) + np.sum(lb ** 2) - 2 * trace_root
     return float(max(fd, 0.0))
 
 
@@ -339,21 +345,22 @@ def _encode(img: Image.Image, codec: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _largest_within(img: Image.Image, codec: str, target_bytes: int) -> bytes:
-    """Encoding at the highest quality (bisection over 1..100) that fits ``target_bytes``.
+def _largest_within(img: Image.Image, codec: str, target_bytes: int) -> tuple[int, bytes]:
+    """(quality, file) at the highest quality (bisection over 1..100) that fits the budget.
 
     Falls back to quality 1 when nothing fits. Bisection assumes size grows with quality,
-    which holds for libjpeg and libwebp up to rare one-step wobbles.
+    which holds for libjpeg and libwebp up to rare one-step wobbles; either way the
+    returned quality fits and quality + 1 does not.
     """
-    best = _encode(img, codec, 1)
-    if len(best) > target_bytes:
+    best = 1, _encode(img, codec, 1)
+    if len(best[1]) > target_bytes:
         return best
     lo, hi = 2, 100
     while lo <= hi:
         q = (lo + hi) // 2
         data = _encode(img, codec, q)
         if len(data) <= target_bytes:
-            best, lo = data, q + 1
+            best, lo = (q, data), q + 1
         else:
             hi = q - 1
     return best
@@ -364,21 +371,22 @@ def jpeg_webp_at_bytes(images: Tensor, target_bytes: int) -> dict[str, dict[str,
 
     Per codec and image, the highest quality whose file fits ``target_bytes`` (quality 1
     and its real, larger size when none fits); JPEG uses optimized Huffman tables. Returns
-    ``{codec: {"bytes", "psnr", "ssim"}}``, means over the images, measured against the
-    input tensor after decoding.
+    ``{codec: {"bytes", "psnr", "ssim", "quality"}}``, means over the images; PSNR and
+    SSIM compare the decoded files with the input tensor.
     """
     target = _as_float(images.detach()).cpu().clamp(0, 1)
     pixels = (target * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     report = {}
     for codec in _CODECS:
-        sizes, decoded = [], []
+        qualities, sizes, decoded = [], [], []
         for arr in pixels:
-            data = _largest_within(Image.fromarray(arr), codec, target_bytes)
+            quality, data = _largest_within(Image.fromarray(arr), codec, target_bytes)
+            qualities.append(quality)
             sizes.append(len(data))
             decoded.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
         recon = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).float() / 255
         report[codec] = {"bytes": float(np.mean(sizes)), "psnr": float(psnr(recon, target)),
-                         "ssim": float(ssim(recon, target))}
+                         "ssim": float(ssim(recon, target)), "quality": float(np.mean(qualities))}
     return report
 
 
