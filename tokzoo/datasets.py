@@ -11,11 +11,16 @@ Text specs accepted everywhere (``tokzoo train --data``, ``tokzoo eval --data``)
 Unreadable files (binary, not UTF-8, corrupt .gz) and bad JSON lines are skipped and
 counted in a :class:`ReadStats`, never fatal: one bad file must not end a long run.
 
+Image specs (:func:`image_files`; pixels are read by ``tokzoo.training.data``): image
+files, folders of them, uncompressed ``.tar`` shards, ``sample:skimage`` and
+``sample:sklearn`` (pictures shipped inside those wheels), with the same split suffix.
+
 Benchmark sets are built once into a cache (``$TOKZOO_CACHE``, else
 ``~/.cache/tokzoo/datasets``) and then read as plain folders:
-:func:`build_text_bench` (English prose, train/heldout) and :func:`build_parallel_text`
-(the same messages in 40 languages). ``python -m tokzoo.datasets text-bench|parallel``
-builds one and prints its path.
+:func:`build_text_bench` (English prose, train/heldout), :func:`build_parallel_text`
+(the same messages in 40 languages) and :func:`build_image_bench` (photos and emoji,
+train/heldout). ``python -m tokzoo.datasets text-bench|parallel|image-bench`` builds one
+and prints its path.
 """
 from __future__ import annotations
 
@@ -702,6 +707,7 @@ def build_image_bench(cache_dir: str | Path | None = None, max_emoji: int = 1000
     PNG; emoji as PNG), split by file (about 10% held out, deterministic), and returns
     the ``image-bench`` folder. OpenCV's sample videos (XviD, DivX, Cinepak AVI) are left
     out: nothing installed decodes them (Pillow reads no video, there is no ffmpeg).
+    The set is built once: a later call returns it whatever its ``max_emoji``.
     """
     def build(tmp: Path) -> dict:
         work = tmp / ".work"
