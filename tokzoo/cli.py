@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -49,13 +50,6 @@ def _load(model: str):
     return tokzoo.from_pretrained(model)
 
 
-def _text_tokenizer(model: str):
-    tok = _load(model)
-    if tok.modality != "text":
-        raise UsageError(f"{model} is a {tok.modality} tokenizer; this command handles text")
-    return tok
-
-
 # -- commands ------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> None:
     from . import registry
@@ -87,12 +81,38 @@ def _iter_inputs(inputs: Sequence[str], text_field: str):
     return read_texts(inputs, text_field=text_field, stats=stats), stats
 
 
+def _encode_images(tok, args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .datasets import ReadStats
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UsageError(f"--out must end in .npz for image codes, got {out.name}")
+    stats = ReadStats()
+    keys, codes = tok.encode_files(args.inputs, num_tokens=args.num_tokens, batch_size=args.batch_size,
+                                   progress=not args.quiet, stats=stats)
+    dtype = np.uint16 if tok.codebook_size <= 1 << 16 else np.uint32
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, codes=codes.numpy().astype(dtype), keys=np.array(keys, dtype=str),
+                     tokenizer=np.array(tok.name))
+    skipped = f", {len(stats.skipped)} file(s) skipped" if stats.skipped else ""
+    print(f"encoded {len(keys)} image(s) -> codes {tuple(codes.shape)} in {out}{skipped}", file=sys.stderr)
+
+
 def cmd_encode(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .datasets import batched
 
-    tok = _text_tokenizer(args.model)
+    tok = _load(args.model)
+    if tok.modality == "image":
+        return _encode_images(tok, args)
+    if tok.modality != "text":
+        raise UsageError(f"{args.model} is a {tok.modality} tokenizer; encode handles text and images")
+    if args.num_tokens is not None:
+        raise UsageError("--num-tokens applies to image tokenizers")
     out = Path(args.out)
     if out.suffix not in (".jsonl", ".npy"):
         raise UsageError(f"--out must end in .jsonl or .npy, got {out.name}")
@@ -155,8 +175,45 @@ def _read_ids(path: Path) -> list[list[int]]:
     raise UsageError(f"ids file must end in .jsonl or .npy, got {path.name}")
 
 
+def _decode_images(tok, args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    path = Path(args.ids)
+    if path.suffix != ".npz" or not path.is_file():
+        raise UsageError(f"expected a .npz file of image codes from `tokzoo encode`, got {path}")
+    if args.out is None:
+        raise UsageError("--out DIR is needed: decoded images are written as PNG files")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            codes, keys = data["codes"].astype(np.int64), [str(k) for k in data["keys"]]
+    except (ValueError, KeyError, OSError) as err:
+        raise UsageError(f"{path}: not a codes file ({err})") from None
+    out = Path(args.out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    try:
+        for start in range(0, len(codes), 32):
+            images = tok.decode(torch.from_numpy(codes[start:start + 32]))
+            for key, image in zip(keys[start:start + 32], images):
+                name = re.sub(r"[^\w.-]+", "_", key).strip("_") or "image"
+                pixels = (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                Image.fromarray(pixels).save(tmp / f"{Path(name).stem}.png")
+        if out.exists():
+            raise UsageError(f"--out {out} exists; choose a new folder")
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"decoded {len(codes)} image(s) into {out}", file=sys.stderr)
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
-    tok = _text_tokenizer(args.model)
+    tok = _load(args.model)
+    if tok.modality == "image":
+        return _decode_images(tok, args)
+    if tok.modality != "text":
+        raise UsageError(f"{args.model} is a {tok.modality} tokenizer; decode handles text and images")
     rows = _read_ids(Path(args.ids))
     path = Path(args.ids)
     texts = [tok.decode(ids) for ids in rows]
@@ -190,10 +247,35 @@ def _read_parallel(folder: str) -> dict[str, list[str]]:
     return {f.stem: f.read_text(encoding="utf-8").splitlines() for f in files}
 
 
+def _eval_images(toks: dict, args: argparse.Namespace) -> dict[str, dict]:
+    from PIL import Image
+
+    if not args.data:
+        raise UsageError("give --data PATH... with held-out images")
+    report = {}
+    for name, tok in toks.items():
+        counts = args.num_tokens or [None]
+        rows, grid = tok.evaluate(args.data, token_counts=counts)
+        report.update({f"{name} @ {label}": {"tokenizer": tok.name, **row} for label, row in rows.items()})
+        picture = Path(args.grid) if len(toks) == 1 else Path(args.grid).with_name(
+            f"{Path(args.grid).stem}-{Path(name).name}.png")
+        with atomic_path(picture) as tmp:
+            Image.fromarray(grid).save(tmp, format="PNG")
+        print(f"originals and reconstructions: {picture}", file=sys.stderr)
+    return report
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from .datasets import read_texts
 
-    toks = {m: _text_tokenizer(m) for m in args.models}
+    toks = {m: _load(m) for m in args.models}
+    modalities = {t.modality for t in toks.values()}
+    if len(modalities) > 1:
+        raise UsageError("compare tokenizers of one modality at a time")
+    if modalities == {"image"}:
+        return _print_report(_eval_images(toks, args), args)
+    if modalities != {"text"}:
+        raise UsageError(f"eval handles text and image tokenizers, not {modalities.pop()}")
     texts = list(read_texts(args.data, text_field=args.field)) if args.data else []
     if args.data and not texts:
         raise UsageError(f"no text found in {', '.join(args.data)}")
@@ -210,9 +292,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
             row["premium_max"] = max(premium.values())
             row.update({f"premium_{lang}": v for lang, v in sorted(premium.items())})
         report[name] = row
+    _print_report(report, args)
+
+
+def _print_report(report: dict[str, dict], args: argparse.Namespace) -> None:
+    """Metrics as rows, models as columns; optionally written as .json or .csv."""
     metrics = list(dict.fromkeys(k for row in report.values() for k in row))
     width = max(len(m) for m in metrics)
-    print(f"{'':<{width}}  " + "  ".join(f"{Path(m).name[:16]:>16}" for m in report))
+    print(f"{'':<{width}}  " + "  ".join(f"{Path(m).name[-16:]:>16}" for m in report))
     for key in metrics:
         print(f"{key:<{width}}  " + "  ".join(f"{_fmt(row.get(key, '')):>16}" for row in report.values()))
     if args.out:
@@ -276,21 +363,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("encode", help="encode text files / jsonl / parquet into token ids")
+    p = sub.add_parser("encode", help="encode text (files, jsonl, parquet) or images (folders, shards) into codes")
     p.add_argument("model", metavar="MODEL", help="checkpoint dir or Hub repo id")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--out", required=True, metavar="FILE",
-                   help=".jsonl (one {\"ids\": [...]} per document) or .npy (all ids, documents "
-                        "joined by the first special token)")
+                   help="text: .jsonl (one {\"ids\": [...]} per document) or .npy (all ids, documents "
+                        "joined by the first special token); images: .npz (codes [N, K] and file keys)")
     p.add_argument("--field", default="text", help="jsonl field / parquet column holding the text")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--num-tokens", type=int, help="images: keep the first k tokens (1D tokenizers)")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="decode an ids file (.jsonl or .npy) back to text")
+    p = sub.add_parser("decode", help="decode an ids file (.jsonl/.npy) to text, or codes (.npz) to PNG images")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("ids", metavar="IDS_FILE")
-    p.add_argument("--out", metavar="FILE", help="text file, or .jsonl of {\"text\": ...}; default stdout")
+    p.add_argument("--out", metavar="FILE|DIR",
+                   help="text file, or .jsonl of {\"text\": ...} (default stdout); images: a new folder")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("eval", help="compare tokenizers side by side on the same data")
@@ -298,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", metavar="PATH", default=[])
     p.add_argument("--parallel", metavar="DIR", help="folder of <language>.txt parallel lines: token premium")
     p.add_argument("--reference", default="en", help="reference language for the premium")
+    p.add_argument("--num-tokens", type=int, nargs="+", help="images: token counts to compare (1D tokenizers)")
+    p.add_argument("--grid", default="eval-grid.png", help="images: where the reconstruction grid goes")
     p.add_argument("--field", default="text")
     p.add_argument("--out", metavar="FILE", help="write the report as .json or .csv")
     p.add_argument("--quiet", action="store_true")

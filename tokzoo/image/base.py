@@ -48,6 +48,8 @@ def reconstruction_metrics(recon: torch.Tensor, images: torch.Tensor) -> dict[st
 
 class ImageTokenizer(NeuralTokenizer):
     modality = "image"
+    #: 1D tokenizers trained with token drop decode any prefix; grid tokenizers do not.
+    variable_length = False
 
     @property
     def image_size(self) -> int:
@@ -84,7 +86,12 @@ class ImageTokenizer(NeuralTokenizer):
     @torch.no_grad()
     def encode(self, images: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
         """LongTensor [B, K] (or [B, num_tokens]: the first tokens, for 1D tokenizers)."""
-        return self.model.encode(self._check_images(images), num_tokens=num_tokens)
+        images = self._check_images(images)
+        if num_tokens is None:
+            return self.model.encode(images)
+        if not self.variable_length:
+            raise ValueError(f"{self.name} always uses {self.num_tokens} tokens; num_tokens cannot be set")
+        return self.model.encode(images, num_tokens=num_tokens)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -134,3 +141,53 @@ class ImageTokenizer(NeuralTokenizer):
         """Reconstruction metrics of encode -> decode on ``images``."""
         recon = self.decode(self.encode(images, num_tokens=num_tokens))
         return reconstruction_metrics(recon.cpu(), images.cpu())
+
+    # -- whole folders (the CLI's encode / decode / eval) ---------------------------------
+    def _batches(self, specs: Sequence[str | Path], batch_size: int, stats=None):
+        from torch.utils.data import DataLoader
+
+        from ..training.data import ImageDataset
+
+        data = ImageDataset(list(specs), self.image_size, train=False, stats=stats, keys=True)
+        return DataLoader(data, batch_size=batch_size), len(data)
+
+    def encode_files(self, specs: Sequence[str | Path], num_tokens: int | None = None, batch_size: int = 32,
+                     progress: bool = False, stats=None) -> tuple[list[str], torch.Tensor]:
+        """``(keys, codes [N, K])`` for every readable image under ``specs`` (centre crops)."""
+        from tqdm import tqdm
+
+        loader, total = self._batches(specs, batch_size, stats)
+        keys, codes = [], []
+        with tqdm(total=total, unit="img", desc="encode", disable=True if not progress else None) as bar:
+            for batch_keys, images in loader:
+                keys += list(batch_keys)
+                codes.append(self.encode(images, num_tokens=num_tokens).cpu())
+                bar.update(len(images))
+        if not codes:
+            raise ValueError(f"no readable image in {', '.join(map(str, specs))}")
+        return keys, torch.cat(codes)
+
+    def evaluate(self, specs: Sequence[str | Path], token_counts: Sequence[int | None] = (None,),
+                 batch_size: int = 32, grid_images: int = 8) -> tuple[dict[str, dict], np.ndarray]:
+        """Held-out quality per token count: PSNR, SSIM, FD-EffNetLite0, bits per image.
+
+        Returns the rows and a picture: originals on top, then one row of reconstructions
+        per token count.
+        """
+        from ..metrics.image import bits_per_image, fd_effnet_lite0, psnr, ssim
+
+        loader, _ = self._batches(specs, batch_size)
+        originals = torch.cat([images for _, images in loader])
+        rows, pictures = {}, [originals[:grid_images]]
+        for k in token_counts:
+            recon = torch.cat([self.decode(self.encode(x, num_tokens=k)).cpu() for x in originals.split(batch_size)])
+            tokens = k or self.num_tokens
+            rows[f"{tokens} tokens"] = {
+                "tokens": tokens, "bits_per_image": bits_per_image(tokens, self.codebook_size),
+                "psnr": float(psnr(recon, originals)), "ssim": float(ssim(recon, originals)),
+                "fd_effnet_lite0": float(fd_effnet_lite0(originals, recon)) if len(originals) > 1 else float("nan"),
+                "images": len(originals),
+            }
+            pictures.append(recon[:grid_images])
+        grid = torch.cat([torch.cat(list(p), dim=2) for p in pictures], dim=1)
+        return rows, (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
