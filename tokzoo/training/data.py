@@ -110,7 +110,8 @@ class ImageDataset(torch.utils.data.IterableDataset):
     persistent: each pass over a copy advances it). ``train=False``: the centre square,
     resized (the same as resizing the shorter side, then centre-cropping), in file order.
     Smaller images are upscaled. ``keys=True`` yields ``(key, image)`` pairs, for writing
-    codes per file. Skipped files land in ``stats`` (see the module docstring).
+    codes per file. Skipped files land in the ``stats`` given; read them through
+    ``dataset.stats`` after a pass, which first merges what worker processes logged.
     """
 
     def __init__(self, specs: Sequence[str | Path], image_size: int, train: bool = True,
@@ -160,7 +161,12 @@ class ImageDataset(torch.utils.data.IterableDataset):
         return self._stats
 
     def set_epoch(self, epoch: int) -> None:
+        """Make the training order that of ``epoch`` (Lightning calls this on samplers
+        only: a training loop with non-persistent workers calls it on the dataset)."""
         self.epoch = epoch
+
+    def _placement(self) -> tuple[int, int]:
+        return _rank_world() or self._dist or (0, 1)
 
     def __getstate__(self) -> dict:
         # Pickled for a spawned worker in the main process: pass on its rank and world.
@@ -168,7 +174,7 @@ class ImageDataset(torch.utils.data.IterableDataset):
 
     def _shard(self) -> list[_Item]:
         """This rank's and this worker's part of this epoch's order."""
-        rank, world = _rank_world() or self._dist or (0, 1)
+        rank, world = self._placement()
         order = np.arange(len(self.items))
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch + self._passes])
@@ -181,7 +187,7 @@ class ImageDataset(torch.utils.data.IterableDataset):
 
     def __len__(self) -> int:
         """Images this rank reads per epoch, if none is skipped while decoding."""
-        rank, world = _rank_world() or self._dist or (0, 1)
+        rank, world = self._placement()
         n = len(self.items)
         return n // world if self.train else len(range(rank, n, world))
 
@@ -193,7 +199,7 @@ class ImageDataset(torch.utils.data.IterableDataset):
                 image = self._load(item)
             except _BAD_IMAGE as err:
                 line = json.dumps([item.key, f"unreadable image: {err}", item.size]) + "\n"
-                fd = os.open(self._log, os.O_WRONLY | os.O_APPEND)
+                fd = os.open(self._log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
                 try:  # one write per line: lines from several processes never interleave
                     os.write(fd, line.encode("utf-8"))
                 finally:
