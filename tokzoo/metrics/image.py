@@ -30,8 +30,8 @@ squeeze-and-excitation, with ReLU6 instead of swish and a fixed 32-channel stem 
 the first block), filters them with a depthwise k x k conv, projects back with a 1x1 conv,
 and adds the input when shape allows. The weights were ported from TensorFlow, so
 convolutions use TF "SAME" padding (asymmetric for stride 2 on even sizes) and batch norm
-eps 1e-3; inputs are scaled as (255 x - 127) / 128, the Lite preprocessing (on real photos
-it ranks the right ImageNet classes higher than the usual mean/std scaling does).
+eps 1e-3; inputs are scaled as (255 x - 127) / 128, the preprocessing the TensorFlow Lite
+recipe trains with (chosen there for post-quantization), not the ImageNet mean/std.
 """
 from __future__ import annotations
 
@@ -109,14 +109,15 @@ def ssim(pred: Tensor, target: Tensor, reduction: str = "mean", border: str = "v
         x, y = F.pad(x, (r, r, r, r), mode="reflect"), F.pad(y, (r, r, r, r), mode="reflect")
     elif border != "valid":
         raise ValueError(f"border must be 'valid' or 'reflect', got {border!r}")
-    b, c, h, w = x.shape
+    b, c = x.shape[:2]
     g = _gaussian_taps(window, sigma).to(x)
 
     def blur(t: Tensor) -> Tensor:
         t = F.conv2d(t.reshape(-1, 1, *t.shape[-2:]), g.view(1, 1, 1, -1))
         return F.conv2d(t, g.view(1, 1, -1, 1))
 
-    stats = blur(torch.cat([x, y, x * x, y * y, x * y]))
+    with torch.autocast(x.device.type, enabled=False):  # variances are small differences of means
+        stats = blur(torch.cat([x, y, x * x, y * y, x * y]))
     mx, my, mxx, myy, mxy = stats.view(5, b * c, *stats.shape[-2:])
     vx, vy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
     c1, c2 = k1 ** 2, k2 ** 2
@@ -216,19 +217,16 @@ class EffNetLite0Features(nn.Module):
                 out.append(x)
         return out
 
-    def _pooled(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor) -> Tensor:
+        """[B, 3, H, W] in [0, 1], any size (resized to 224x224) -> [B, 1280]."""
         x = F.interpolate(_as_float(images), size=(self.size, self.size), mode="bilinear",
                           antialias=True, align_corners=False)
         x = self.stages(x, [len(self._blocks) - 1])[0]
         return F.relu6(self._bn1(self._conv_head(x))).mean((2, 3))
 
-    def forward(self, images: Tensor) -> Tensor:
-        """[B, 3, H, W] in [0, 1], any size (resized to 224x224) -> [B, 1280]."""
-        return self._pooled(images)
-
     def logits(self, images: Tensor) -> Tensor:
         """ImageNet-1k class logits, [B, 1000]; for checking the weights, not for metrics."""
-        return self._fc(self._pooled(images))
+        return self._fc(self(images))
 
 
 def _cov_factor(x: np.ndarray) -> np.ndarray:
