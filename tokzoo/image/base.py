@@ -105,7 +105,7 @@ class ImageTokenizer(NeuralTokenizer):
     # -- training ------------------------------------------------------------------------
     def fit(self, data: Sequence[str], *, progress: bool = True, run_dir: str | Path | None = None) -> None:
         """Train on image folders / files / shards / samples; resume from ``run_dir`` if it holds a run."""
-        from ..datasets import ReadStats, image_files, split_files
+        from ..datasets import image_files, split_files
         from ..metrics.image import PerceptualLoss
         from ..training.data import ImageDataset
         from ..training.module import fit
@@ -114,8 +114,7 @@ class ImageTokenizer(NeuralTokenizer):
         if not files:
             raise ValueError(f"no images found in {', '.join(map(str, data))}")
         train_files, heldout_files = split_files(files, self.config.heldout_share)
-        stats = ReadStats()
-        train_set = ImageDataset(train_files, self.image_size, train=True, stats=stats)
+        train_set = ImageDataset(train_files, self.image_size, train=True)
         val_set = ImageDataset(heldout_files, self.image_size, train=False) if heldout_files else None
         perceptual = PerceptualLoss() if self.config.model.perceptual_weight > 0 else None
         model = self.build_model(perceptual=perceptual)
@@ -129,7 +128,7 @@ class ImageTokenizer(NeuralTokenizer):
             "data": list(map(str, data)),
             "images": len(train_files),
             "heldout_images": len(heldout_files),
-            "skipped_files": len(stats.skipped),
+            "skipped_files": len(train_set.stats.skipped),  # includes what the loader workers met
             "steps": self.config.train.steps,
             "wall_time_s": round(time.perf_counter() - start, 1),
             "run_dir": str(run_dir),

@@ -36,7 +36,9 @@ from einops import rearrange
 from torch import nn
 
 from tokzoo import quantize
+from tokzoo.registry import register
 from tokzoo.config import check
+from tokzoo.image.base import ImageTokenizer, ImageTrainConfig
 from tokzoo.image.discriminator import PatchDiscriminator
 from tokzoo.image.transformer import Transformer, init_linear
 
@@ -230,3 +232,23 @@ class TiTokModel(QuantizedAutoencoder):
         keep = torch.full((len(codes),), codes.shape[1], device=codes.device)
         tokens = F.pad(tokens, (0, 0, 0, self.num_tokens - codes.shape[1]))
         return self.decoder(tokens, keep).clamp(0, 1)
+
+
+@dataclass
+class TiTokConfig(ImageTrainConfig):
+    model: TiTokModelConfig = field(default_factory=TiTokModelConfig)
+
+
+@register("titok")
+class TiTok(ImageTokenizer):
+    """TiTok: an image as a short 1D sequence of discrete tokens (Yu et al. 2024); any prefix decodes when trained with token drop."""
+
+    Config = TiTokConfig
+    variable_length = True
+
+    @property
+    def num_tokens(self) -> int:
+        return self.config.model.num_tokens
+
+    def build_model(self, perceptual=None):
+        return TiTokModel(self.config.model, perceptual=perceptual)

@@ -20,8 +20,10 @@ from einops import rearrange
 from torch import nn
 
 from tokzoo.config import check
+from tokzoo.image.base import ImageTokenizer, ImageTrainConfig
 from tokzoo.image.discriminator import group_norm
 from tokzoo.image.titok import QuantizedAutoencoder, QuantizedAutoencoderConfig
+from tokzoo.registry import register
 
 
 @dataclass
@@ -138,3 +140,22 @@ class VQ2DModel(QuantizedAutoencoder):
             raise ValueError(f"codes must have shape [B, {self.num_tokens}], got {tuple(codes.shape)}")
         grid = rearrange(self.quantizer.decode_codes(codes), "b (h w) c -> b c h w", h=self.grid)
         return self.decoder(grid).clamp(0, 1)
+
+
+@dataclass
+class VQ2DConfig(ImageTrainConfig):
+    model: VQ2DModelConfig = field(default_factory=VQ2DModelConfig)
+
+
+@register("vq2d")
+class VQ2D(ImageTokenizer):
+    """A 2D-grid VQ tokenizer (VQGAN-style conv encoder and decoder): the baseline for 1D tokens."""
+
+    Config = VQ2DConfig
+
+    @property
+    def num_tokens(self) -> int:
+        return self.model.num_tokens
+
+    def build_model(self, perceptual=None):
+        return VQ2DModel(self.config.model, perceptual=perceptual)

@@ -66,19 +66,19 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(self.steps >= 1, "train.steps", "must be >= 1")
-        check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
-        check(self.lr > 0, "train.lr", "must be positive")
-        check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "train.betas",
+        check(self.steps >= 1, "steps", "must be >= 1")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.lr > 0, "lr", "must be positive")
+        check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
               "must be two numbers in [0, 1)")
-        check(0 <= self.warmup_steps, "train.warmup_steps", "must be >= 0")
-        check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]")
-        check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0: no clipping)")
-        check(0 <= self.ema_decay < 1, "train.ema_decay", "must be in [0, 1)")
-        check(self.disc_start is None or self.disc_start >= 0, "train.disc_start", "must be >= 0")
-        check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+        check(0 <= self.warmup_steps, "warmup_steps", "must be >= 0")
+        check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
+        check(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0: no clipping)")
+        check(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
+        check(self.disc_start is None or self.disc_start >= 0, "disc_start", "must be >= 0")
+        check(self.num_workers >= 0, "num_workers", "must be >= 0")
         for key in ("log_every", "val_every", "val_batches", "checkpoint_every"):
-            check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1")
+            check(getattr(self, key) >= 1, key, "must be >= 1")
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -252,6 +252,29 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.size
 
 
+class _Repeated(torch.utils.data.IterableDataset):
+    """``data`` read ``times`` times per epoch: a small folder still makes long epochs, so
+    per-epoch overhead does not dominate (each pass draws new crops and a new order)."""
+
+    def __init__(self, data, times: int):
+        self.data, self.times = data, times
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
+
+    def __iter__(self):
+        for _ in range(self.times):
+            yield from self.data
+
+    def __len__(self) -> int:
+        return self.times * len(self.data)
+
+
+#: Fewer batches than this per pass over the data: the pass is repeated within an epoch.
+MIN_BATCHES_PER_EPOCH = 50
+
+
 def fit(model: nn.Module, train_data, val_data, config: TrainConfig, run_dir, *,
         metrics: Callable | None = None, preview: Callable | None = None, progress: bool = True):
     """Train ``model`` on ``train_data`` (a torch Dataset of batches' items); resume from
@@ -269,6 +292,8 @@ def fit(model: nn.Module, train_data, val_data, config: TrainConfig, run_dir, *,
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = TokenizerModule(model, config, metrics)
     iterable = isinstance(train_data, IterableDataset)
+    if iterable and len(train_data) < MIN_BATCHES_PER_EPOCH * config.batch_size:
+        train_data = _Repeated(train_data, -(-MIN_BATCHES_PER_EPOCH * config.batch_size // len(train_data)))
     loader_args = dict(batch_size=config.batch_size, num_workers=config.num_workers,
                        persistent_workers=config.num_workers > 0)
     sampler = None if iterable else EpochSampler(len(train_data), config.seed)
