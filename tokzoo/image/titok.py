@@ -217,7 +217,10 @@ class TiTokModel(QuantizedAutoencoder):
 
     @torch.no_grad()
     def encode(self, images, num_tokens=None):
-        """Images [B, 3, H, W] in [0, 1] -> codes LongTensor [B, num_tokens or K]."""
+        """Images [B, 3, H, W] in [0, 1] -> codes LongTensor [B, num_tokens or K].
+
+        Call in eval mode: in training mode the quantizer's forward also updates its codebook.
+        """
         k = self.num_tokens if num_tokens is None else num_tokens
         if not 1 <= k <= self.num_tokens:
             raise ValueError(f"num_tokens must be in [1, {self.num_tokens}], got {k}")

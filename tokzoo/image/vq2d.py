@@ -130,7 +130,7 @@ class VQ2DModel(QuantizedAutoencoder):
 
     @torch.no_grad()
     def encode(self, images):
-        """Images [B, 3, H, W] in [0, 1] -> codes LongTensor [B, h * w], row by row."""
+        """Images [B, 3, H, W] in [0, 1] -> codes LongTensor [B, h * w], row by row (call in eval mode)."""
         return self.quantizer(rearrange(self.encoder(images), "b c h w -> b (h w) c")).codes
 
     @torch.no_grad()
