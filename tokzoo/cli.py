@@ -191,14 +191,19 @@ def _decode_images(tok, args: argparse.Namespace) -> None:
     except (ValueError, KeyError, OSError) as err:
         raise UsageError(f"{path}: not a codes file ({err})") from None
     out = Path(args.out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # the images keep their paths below the inputs' common folder (shard members below the shard)
+    root = os.path.commonpath([os.path.dirname(k) for k in keys]) if keys else ""
     try:
         for start in range(0, len(codes), 32):
             images = tok.decode(torch.from_numpy(codes[start:start + 32]))
             for key, image in zip(keys[start:start + 32], images):
-                name = re.sub(r"[^\w.-]+", "_", key).strip("_") or "image"
+                relative = Path(os.path.relpath(key, root) if root else key)
+                target = tmp.joinpath(*(p for p in relative.parts if p not in ("..", "/"))).with_suffix(".png")
+                target.parent.mkdir(parents=True, exist_ok=True)
                 pixels = (image.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                Image.fromarray(pixels).save(tmp / f"{Path(name).stem}.png")
+                Image.fromarray(pixels).save(target)
         if out.exists():
             raise UsageError(f"--out {out} exists; choose a new folder")
         tmp.rename(out)

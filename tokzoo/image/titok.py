@@ -244,7 +244,10 @@ class TiTokConfig(ImageTrainConfig):
 
 @register("titok")
 class TiTok(ImageTokenizer):
-    """TiTok: an image as a short 1D sequence of discrete tokens (Yu et al. 2024); any prefix decodes when trained with token drop."""
+    """TiTok: an image as a short 1D sequence of discrete tokens (Yu et al. 2024).
+
+    Trained with token drop, any prefix of the sequence decodes (fewer tokens, coarser image).
+    """
 
     Config = TiTokConfig
     variable_length = True
