@@ -50,6 +50,13 @@ def _load(model: str):
     return tokzoo.from_pretrained(model)
 
 
+def _load_text_or_image(model: str, verb: str):
+    tok = _load(model)
+    if tok.modality not in ("text", "image"):
+        raise UsageError(f"{model} is a {tok.modality} tokenizer; {verb} handles text and images")
+    return tok
+
+
 # -- commands ------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> None:
     from . import registry
@@ -106,11 +113,9 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
     from .datasets import batched
 
-    tok = _load(args.model)
+    tok = _load_text_or_image(args.model, "encode")
     if tok.modality == "image":
         return _encode_images(tok, args)
-    if tok.modality != "text":
-        raise UsageError(f"{args.model} is a {tok.modality} tokenizer; encode handles text and images")
     if args.num_tokens is not None:
         raise UsageError("--num-tokens applies to image tokenizers")
     out = Path(args.out)
@@ -214,11 +219,9 @@ def _decode_images(tok, args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    tok = _load(args.model)
+    tok = _load_text_or_image(args.model, "decode")
     if tok.modality == "image":
         return _decode_images(tok, args)
-    if tok.modality != "text":
-        raise UsageError(f"{args.model} is a {tok.modality} tokenizer; decode handles text and images")
     rows = _read_ids(Path(args.ids))
     path = Path(args.ids)
     texts = [tok.decode(ids) for ids in rows]
