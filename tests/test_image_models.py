@@ -7,8 +7,9 @@ from torch import nn
 
 from tokzoo.config import ConfigError, from_dict
 from tokzoo.image.discriminator import PatchDiscriminator
-from tokzoo.image.titok import TiTokModel, TiTokModelConfig
-from tokzoo.image.vq2d import VQ2DModel, VQ2DModelConfig
+from tokzoo.image.config import TiTokModelConfig, VQ2DModelConfig
+from tokzoo.image.titok import TiTokModel
+from tokzoo.image.vq2d import VQ2DModel
 
 K = 16
 

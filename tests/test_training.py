@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokzoo.quantize import create as create_quantizer
-from tokzoo.training.module import TrainConfig, fit, lr_factor
+from tokzoo.training.config import TrainConfig
+from tokzoo.training.module import fit, lr_factor
 
 
 class Images(torch.utils.data.Dataset):

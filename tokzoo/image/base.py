@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from ..base import NOT_EXPORTED, NeuralTokenizer
-from ..config import check
-from ..training.module import TrainConfig
 
-
-@dataclass
-class ImageTrainConfig:
-    """Keys every image family adds to its model config."""
-
-    train: TrainConfig = field(default_factory=TrainConfig)
-    #: Share of the training images held out for validation and the model card's metrics.
-    heldout_share: float = 0.05
-
-    def __post_init__(self) -> None:
-        check(0 < self.heldout_share < 1, "heldout_share", "must be in (0, 1)")
+if TYPE_CHECKING:
+    import torch
 
 
 def preview_grid(images: torch.Tensor, recon: torch.Tensor, max_images: int = 8) -> np.ndarray:
     """Originals (top row) above reconstructions (bottom row), as uint8 [H, W, 3]."""
+    import torch
+
     n = min(max_images, len(images))
     rows = [torch.cat(list(x[:n].clamp(0, 1)), dim=2) for x in (images, recon)]
     grid = torch.cat(rows, dim=1)
@@ -44,6 +33,12 @@ def reconstruction_metrics(recon: torch.Tensor, images: torch.Tensor) -> dict[st
     from ..metrics.image import psnr, ssim
 
     return {"psnr": float(psnr(recon, images)), "ssim": float(ssim(recon, images))}
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
 
 
 class ImageTokenizer(NeuralTokenizer):
@@ -65,6 +60,7 @@ class ImageTokenizer(NeuralTokenizer):
 
     @property
     def device(self) -> torch.device:
+        """Where the model lives (``to(device)`` moves it)."""
         return next(self.model.parameters()).device
 
     def to(self, device) -> "ImageTokenizer":
@@ -72,6 +68,8 @@ class ImageTokenizer(NeuralTokenizer):
         return self
 
     def _check_images(self, images: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if not torch.is_tensor(images) or not images.is_floating_point():
             raise ValueError("images must be a float tensor [B, 3, H, W] with values in [0, 1]")
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (self.image_size, self.image_size):
@@ -83,24 +81,24 @@ class ImageTokenizer(NeuralTokenizer):
             raise ValueError("images must hold finite values in [0, 1]")
         return images.to(self.device)
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
         """LongTensor [B, K] (or [B, num_tokens]: the first tokens, for 1D tokenizers)."""
         images = self._check_images(images)
-        if num_tokens is None:
-            return self.model.encode(images)
-        if not self.variable_length:
+        if num_tokens is not None and not self.variable_length:
             raise ValueError(f"{self.name} always uses {self.num_tokens} tokens; num_tokens cannot be set")
-        return self.model.encode(images, num_tokens=num_tokens)
+        with _no_grad():
+            return self.model.encode(images) if num_tokens is None else self.model.encode(images, num_tokens=num_tokens)
 
-    @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H, W] in [0, 1] from codes (any prefix length a 1D tokenizer supports)."""
+        import torch
+
         if not torch.is_tensor(codes) or codes.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise ValueError("codes must be an integer tensor [B, K]")
         if codes.ndim != 2:
             raise ValueError(f"codes must have shape [B, K], got {tuple(codes.shape)}")
-        return self.model.decode(codes.long().to(self.device)).clamp(0, 1)
+        with _no_grad():
+            return self.model.decode(codes.long().to(self.device)).clamp(0, 1)
 
     # -- training ------------------------------------------------------------------------
     def fit(self, data: Sequence[str], *, progress: bool = True, run_dir: str | Path | None = None) -> None:
@@ -153,6 +151,7 @@ class ImageTokenizer(NeuralTokenizer):
     def encode_files(self, specs: Sequence[str | Path], num_tokens: int | None = None, batch_size: int = 32,
                      progress: bool = False, stats=None) -> tuple[list[str], torch.Tensor]:
         """``(keys, codes [N, K])`` for every readable image under ``specs`` (centre crops)."""
+        import torch
         from tqdm import tqdm
 
         loader, total = self._batches(specs, batch_size, stats)
@@ -173,6 +172,8 @@ class ImageTokenizer(NeuralTokenizer):
         Returns the rows and a picture: originals on top, then one row of reconstructions
         per token count.
         """
+        import torch
+
         from ..metrics.image import bits_per_image, fd_effnet_lite0, psnr, ssim
 
         loader, _ = self._batches(specs, batch_size)

@@ -36,44 +36,9 @@ from einops import rearrange
 from torch import nn
 
 from tokzoo import quantize
-from tokzoo.registry import register
-from tokzoo.config import check
-from tokzoo.image.base import ImageTokenizer, ImageTrainConfig
+from tokzoo.image.config import SIZES, TiTokModelConfig
 from tokzoo.image.discriminator import PatchDiscriminator
 from tokzoo.image.transformer import Transformer, init_linear
-
-#: (width, depth, heads) of the encoder and of the decoder; "tiny" is for CPU tests and demos.
-SIZES = {"tiny": (128, 2, 4), "S": (512, 8, 8), "B": (768, 12, 12), "L": (1024, 24, 16)}
-
-
-@dataclass
-class QuantizedAutoencoderConfig:
-    """Fields every image model shares: quantizer, loss weights, discriminator."""
-
-    image_size: int = 256
-    quantizer: Literal["vq", "fsq"] = "vq"
-    codebook_size: int = 4096  # vq only; fsq's size is the product of its levels
-    codebook_dim: int = 12  # vq only: codes are searched in this (factorised) dimension
-    cosine: bool = True  # vq only: l2-normalised codes
-    fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8, 5, 5, 5])
-    perceptual_weight: float = 1.1
-    quantizer_weight: float = 1.0
-    discriminator: bool = True
-    discriminator_channels: int = 64
-    discriminator_layers: int = 3
-
-    def __post_init__(self):
-        check(self.image_size >= 1, "image_size", f"must be positive, got {self.image_size}")
-        check(self.codebook_size >= 2, "codebook_size", f"must be at least 2, got {self.codebook_size}")
-        check(self.codebook_dim >= 1, "codebook_dim", f"must be positive, got {self.codebook_dim}")
-        check(len(self.fsq_levels) > 0 and min(self.fsq_levels) >= 2, "fsq_levels",
-              f"must be a non-empty list of levels >= 2, got {self.fsq_levels}")
-        check(self.perceptual_weight >= 0, "perceptual_weight", f"must be >= 0, got {self.perceptual_weight}")
-        check(self.quantizer_weight >= 0, "quantizer_weight", f"must be >= 0, got {self.quantizer_weight}")
-        check(self.discriminator_channels >= 1, "discriminator_channels",
-              f"must be positive, got {self.discriminator_channels}")
-        check(self.discriminator_layers >= 1, "discriminator_layers", f"must be positive, got {self.discriminator_layers}")
-
 
 class QuantizedAutoencoder(nn.Module):
     """Encoder -> quantizer -> decoder, with the generator loss the training loop calls.
@@ -120,21 +85,6 @@ class QuantizedAutoencoder(nn.Module):
             logs["perceptual"] = self.perceptual_loss(recon, images)
             loss = loss + self.config.perceptual_weight * logs["perceptual"]
         return {"loss": loss, "recon": recon, **{k: v.detach() for k, v in logs.items()}}
-
-
-@dataclass
-class TiTokModelConfig(QuantizedAutoencoderConfig):
-    size: Literal["tiny", "S", "B", "L"] = "S"
-    patch_size: int = 16
-    num_tokens: int = 32
-    token_drop: Literal["none", "uniform", "pow2"] = "none"
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.patch_size >= 1, "patch_size", f"must be positive, got {self.patch_size}")
-        check(self.image_size % self.patch_size == 0, "image_size",
-              f"must be a multiple of patch_size {self.patch_size}, got {self.image_size}")
-        check(self.num_tokens >= 1, "num_tokens", f"must be positive, got {self.num_tokens}")
 
 
 class TiTokEncoder(nn.Module):
@@ -236,25 +186,3 @@ class TiTokModel(QuantizedAutoencoder):
         tokens = F.pad(tokens, (0, 0, 0, self.num_tokens - codes.shape[1]))
         return self.decoder(tokens, keep).clamp(0, 1)
 
-
-@dataclass
-class TiTokConfig(ImageTrainConfig):
-    model: TiTokModelConfig = field(default_factory=TiTokModelConfig)
-
-
-@register("titok")
-class TiTok(ImageTokenizer):
-    """TiTok: an image as a short 1D sequence of discrete tokens (Yu et al. 2024).
-
-    Trained with token drop, any prefix of the sequence decodes (fewer tokens, coarser image).
-    """
-
-    Config = TiTokConfig
-    variable_length = True
-
-    @property
-    def num_tokens(self) -> int:
-        return self.config.model.num_tokens
-
-    def build_model(self, perceptual=None):
-        return TiTokModel(self.config.model, perceptual=perceptual)

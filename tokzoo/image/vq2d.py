@@ -19,30 +19,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from tokzoo.config import check
-from tokzoo.image.base import ImageTokenizer, ImageTrainConfig
+from tokzoo.image.config import VQ2DModelConfig
 from tokzoo.image.discriminator import group_norm
-from tokzoo.image.titok import QuantizedAutoencoder, QuantizedAutoencoderConfig
-from tokzoo.registry import register
-
-
-@dataclass
-class VQ2DModelConfig(QuantizedAutoencoderConfig):
-    channels: int = 128
-    channel_mult: list[int] = field(default_factory=lambda: [1, 1, 2, 2, 4])  # 4 downsamplings: f16
-    num_res_blocks: int = 2
-    latent_dim: int = 256
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.channels >= 1, "channels", f"must be positive, got {self.channels}")
-        check(len(self.channel_mult) > 0 and min(self.channel_mult) >= 1, "channel_mult",
-              f"must be a non-empty list of positive multipliers, got {self.channel_mult}")
-        check(self.num_res_blocks >= 1, "num_res_blocks", f"must be positive, got {self.num_res_blocks}")
-        check(self.latent_dim >= 1, "latent_dim", f"must be positive, got {self.latent_dim}")
-        factor = 2 ** (len(self.channel_mult) - 1)
-        check(self.image_size % factor == 0, "image_size",
-              f"must be a multiple of the downsampling factor {factor}, got {self.image_size}")
+from tokzoo.image.titok import QuantizedAutoencoder
 
 
 class ResBlock(nn.Module):
@@ -141,21 +120,3 @@ class VQ2DModel(QuantizedAutoencoder):
         grid = rearrange(self.quantizer.decode_codes(codes), "b (h w) c -> b c h w", h=self.grid)
         return self.decoder(grid).clamp(0, 1)
 
-
-@dataclass
-class VQ2DConfig(ImageTrainConfig):
-    model: VQ2DModelConfig = field(default_factory=VQ2DModelConfig)
-
-
-@register("vq2d")
-class VQ2D(ImageTokenizer):
-    """A 2D-grid VQ tokenizer (VQGAN-style conv encoder and decoder): the baseline for 1D tokens."""
-
-    Config = VQ2DConfig
-
-    @property
-    def num_tokens(self) -> int:
-        return self.model.num_tokens
-
-    def build_model(self, perceptual=None):
-        return VQ2DModel(self.config.model, perceptual=perceptual)
